@@ -1,0 +1,37 @@
+# The two commands of the README: `make demo` and `make test`.
+# Both create .venv when absent and install visim (editable, dev extras) plus every
+# plugin package under plugins/. Re-installs only when a pyproject.toml changed.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint docs pytest install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
+	$(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/visim run configs/demo.yaml
+
+lint: $(STAMP)
+	$(BIN)/ruff check visim plugins tests benchmarks docs
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest
+
+test: lint docs pytest
+
+clean:
+	rm -rf $(VENV) docs/_build

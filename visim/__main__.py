@@ -1,0 +1,3 @@
+from visim.cli import main
+
+raise SystemExit(main())

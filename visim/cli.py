@@ -1,0 +1,57 @@
+"""The ``visim`` command. The only place that parses argv.
+
+Sub-commands live in ``visim/commands/<name>.py``; each defines ``add_parser(subparsers)``
+which registers its arguments and ``handler``. Command modules import nothing heavy at import
+time, so ``visim --help`` and ``visim plugins`` start without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from visim import __version__, commands
+from visim.config.errors import ConfigError
+from visim.registry import ComponentError
+
+EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="visim",
+        description="Train and evaluate visual-similarity (re-identification) embedding models.",
+    )
+    parser.add_argument("--version", action="version", version=f"visim {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        importlib.import_module(f"visim.commands.{info.name}").add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return int(args.handler(args) or 0)
+    except ConfigError as exc:
+        source = getattr(args, "config", None) or "config"
+        print(exc.report(source), file=sys.stderr)
+        return EXIT_USAGE
+    except ComponentError as exc:
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("visim: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `visim components | head`
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

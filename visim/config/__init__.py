@@ -1,0 +1,1 @@
+"""Configuration: attrs schema, cattrs converter, named rules, loading."""

@@ -1,0 +1,32 @@
+"""Config errors: every problem found, one line each, ``<message> @ $.<path>``."""
+
+from __future__ import annotations
+
+import attrs
+
+
+@attrs.frozen
+class Problem:
+    message: str
+    path: str = "$"
+
+    def __str__(self) -> str:
+        return f"{self.message} @ {self.path}"
+
+
+class ConfigError(ValueError):
+    """An invalid config. ``problems`` lists every problem found, each with its path."""
+
+    def __init__(self, problems: list[Problem] | Problem | str) -> None:
+        if isinstance(problems, str):
+            problems = [Problem(problems)]
+        elif isinstance(problems, Problem):
+            problems = [problems]
+        self.problems: list[Problem] = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def report(self, source: str = "config") -> str:
+        n = len(self.problems)
+        lines = [f"{source}: {n} problem{'s' if n != 1 else ''}"]
+        lines += [f"  {p}" for p in self.problems]
+        return "\n".join(lines)

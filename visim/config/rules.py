@@ -1,0 +1,1 @@
+"""Built-in named validation rules, registered through the register_rules hook."""

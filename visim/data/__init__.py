@@ -1,0 +1,1 @@
+"""Built-in data, registered through the visim hooks (see hookspecs.py)."""

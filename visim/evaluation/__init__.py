@@ -1,0 +1,1 @@
+"""Exact retrieval evaluation: CMC, mAP, mINP with bounded memory."""

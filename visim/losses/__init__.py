@@ -1,0 +1,1 @@
+"""Built-in losses, registered through the visim hooks (see hookspecs.py)."""

@@ -1,0 +1,1 @@
+"""Built-in metrics, registered through the visim hooks (see hookspecs.py)."""

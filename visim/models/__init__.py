@@ -1,0 +1,1 @@
+"""Built-in models, registered through the visim hooks (see hookspecs.py)."""
