@@ -1,0 +1,234 @@
+"""The one cattrs Converter through which untrusted input becomes typed config.
+
+Structuring is strict (no bool from "false", no int from 5.7, no str from 12), rejects unknown
+keys with did-you-mean, runs every attrs validator field by field so its message keeps the
+field's path, and collects every problem before raising one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any, Literal, Union
+
+import attrs
+import cattrs
+
+from visim.config.errors import ConfigError, Problem
+
+converter = cattrs.Converter()
+NoneType = type(None)
+
+
+def describe(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) < 40 else text[:37] + '...'}"
+
+
+def join(path: str, key: str | int) -> str:
+    return f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}"
+
+
+class Collector:
+    """Gathers problems from several children, re-raising them together."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def run(self, fn, *args):
+        try:
+            return fn(*args)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+        return None
+
+    def add(self, message: str, path: str) -> None:
+        self.problems.append(Problem(message, path))
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def structure(data: Any, cls: Any, path: str = "$") -> Any:
+    """Structure ``data`` into ``cls``; every problem is reported with its path."""
+    return structure_at(data, cls, path)
+
+
+def structure_at(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if tp is NoneType or tp is None:
+        if value is not None:
+            raise ConfigError(Problem(f"expected null, got {describe(value)}", path))
+        return None
+    if origin in (Union, types.UnionType):
+        return structure_union(value, typing.get_args(tp), path)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is not type(choices[0]):
+            raise ConfigError(Problem(f"must be one of {list(choices)} (got {value!r})", path))
+        return value
+    if origin in (tuple, list, Sequence, typing.Sequence) or tp in (tuple, list):
+        return structure_sequence(value, tp, path)
+    if origin in (dict, Mapping) or tp is dict:
+        return structure_mapping(value, tp, path)
+    if isinstance(tp, type) and attrs.has(tp):
+        return structure_attrs(value, tp, path)
+    if tp in PRIMITIVES:
+        return PRIMITIVES[tp](value, path)
+    try:
+        return converter.structure(value, tp)
+    except Exception as exc:  # a type some plugin declared that only cattrs knows
+        raise ConfigError(Problem(f"invalid value {describe(value)}: {exc}", path)) from None
+
+
+def structure_union(value: Any, options: tuple, path: str) -> Any:
+    if value is None and NoneType in options:
+        return None
+    candidates = [o for o in options if o is not NoneType]
+    errors: list[Problem] = []
+    for option in candidates:
+        try:
+            return structure_at(value, option, path)
+        except ConfigError as exc:
+            errors.extend(exc.problems)
+    if len(candidates) == 1:
+        raise ConfigError(errors)
+    names = " or ".join(type_name(o) for o in options)
+    raise ConfigError(Problem(f"expected {names}, got {describe(value)}", path))
+
+
+def type_name(tp: Any) -> str:
+    if tp is NoneType:
+        return "null"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def strict(expected: type | tuple[type, ...], name: str, cast=None):
+    def hook(value: Any, path: str) -> Any:
+        # bool is an int subclass: exclude it explicitly wherever it is not asked for.
+        if isinstance(value, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,)):
+            raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
+        if not isinstance(value, expected):
+            raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
+        return cast(value) if cast else value
+
+    return hook
+
+
+PRIMITIVES = {
+    bool: strict(bool, "bool"),
+    int: strict(int, "int"),
+    float: strict((int, float), "float", float),
+    str: strict(str, "str"),
+}
+
+
+def structure_sequence(value: Any, tp: Any, path: str) -> Any:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
+        raise ConfigError(Problem(f"expected a list, got {describe(value)}", path))
+    args = typing.get_args(tp)
+    origin = typing.get_origin(tp) or tp
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+        if len(value) != len(args):
+            raise ConfigError(Problem(f"expected exactly {len(args)} items (got {len(value)})", path))
+        item_types = list(args)
+    else:
+        item_types = [args[0] if args else Any] * len(value)
+    collector = Collector()
+    items = [collector.run(structure_at, item, t, join(path, i)) for i, (item, t) in enumerate(zip(value, item_types))]
+    collector.raise_if_any()
+    return list(items) if origin is list else tuple(items)
+
+
+def structure_mapping(value: Any, tp: Any, path: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise ConfigError(Problem(f"expected a mapping, got {describe(value)}", path))
+    key_type, value_type = (typing.get_args(tp) or (Any, Any))
+    collector = Collector()
+    out = {}
+    for key, item in value.items():
+        k = collector.run(structure_at, key, key_type, join(path, str(key)))
+        out[k] = collector.run(structure_at, item, value_type, join(path, str(key)))
+    collector.raise_if_any()
+    return out
+
+
+@cache
+def resolved_fields(cls: type) -> tuple[attrs.Attribute, ...]:
+    attrs.resolve_types(cls)
+    return tuple(f for f in attrs.fields(cls) if f.init)
+
+
+def structure_attrs(value: Any, cls: type, path: str) -> Any:
+    from visim.config.refs import ComponentRef, structure_ref
+
+    if issubclass(cls, ComponentRef):
+        return structure_ref(value, cls, path)
+    if isinstance(value, cls):
+        return value
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(Problem(f"expected a mapping, got {describe(value)}", path))
+    fields = {f.alias: f for f in resolved_fields(cls)}
+    collector = Collector()
+    for key in value:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            known = "" if close else f" (known: {', '.join(fields)})"
+            collector.add(f"unknown key {key!r}{hint}{known}", join(path, str(key)))
+    kwargs: dict[str, Any] = {}
+    for name, field in fields.items():
+        field_path = join(path, name)
+        if name not in value:
+            if field.default is attrs.NOTHING:
+                collector.add("required field missing", field_path)
+            continue
+        before = len(collector.problems)
+        result = collector.run(structure_at, value[name], field.type, field_path)
+        if len(collector.problems) == before:
+            kwargs[name] = result
+    collector.raise_if_any()
+    with attrs.validators.disabled():  # validators run below, one field at a time
+        try:
+            instance = cls(**kwargs)
+        except (ValueError, TypeError) as exc:  # cross-field checks in __attrs_post_init__
+            raise ConfigError(Problem(str(exc), path)) from None
+    for field in resolved_fields(cls):
+        if field.validator is not None:
+            try:
+                field.validator(instance, field, getattr(instance, field.name))
+            except (ValueError, TypeError) as exc:
+                collector.add(validator_message(exc), join(path, field.alias))
+    collector.raise_if_any()
+    return instance
+
+
+def validator_message(exc: Exception) -> str:
+    # attrs' own validators raise TypeError(msg, attribute, ...) / ValueError(msg): keep msg.
+    return str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+def unstructure(obj: Any) -> Any:
+    """Plain YAML-safe data (dicts, lists, scalars) for a config object."""
+    from visim.config.refs import ComponentRef
+
+    if isinstance(obj, ComponentRef):
+        return {"name": obj.name, **unstructure(obj.params)}
+    if attrs.has(type(obj)):
+        return {f.alias: unstructure(getattr(obj, f.name)) for f in attrs.fields(type(obj)) if f.init}
+    if isinstance(obj, (list, tuple)):
+        return [unstructure(item) for item in obj]
+    if isinstance(obj, Mapping):
+        return {key: unstructure(item) for key, item in obj.items()}
+    return converter.unstructure(obj)
+
+
+converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and attrs.has(t), unstructure)
