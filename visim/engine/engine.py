@@ -1,0 +1,456 @@
+"""VisualSimilarityEngine: train an embedding model on identities, rank a gallery per query.
+
+The interface is the original engine's (``run``, ``train_model``, ``test``, ``evaluate``,
+``predict``, ``save_model``, ``load_model``, ...); ``test_dl`` holds the query data and
+``val_dl`` the gallery, as there.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from visim.config.schema import Experiment
+from visim.engine import checkpoint as ckpt
+from visim.engine.extract import Embeddings, extract
+from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
+from visim.engine.report import format_epoch, format_results
+from visim.engine.rundir import CHECKPOINTS, safe_name
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The model inside DistributedDataParallel / DataParallel."""
+    return module.module if hasattr(module, "module") else module
+
+
+class VisualSimilarityEngine:
+    """Train and test visual embeddings.
+
+    ``get_data`` reads the image at ``test.image_key``; ``get_target`` the class id (training)
+    or identity. ``metric`` is a registered name (via the config) or any callable
+    ``(a, b) -> [N, M]``.
+    """
+
+    def __init__(
+        self,
+        config: Experiment | dict,
+        model: nn.Module,
+        test_loader,
+        val_loader,
+        *,
+        train_loader=None,
+        run_dir: str | Path | None = None,
+        metric=None,
+        quiet: bool = False,
+        is_main_process: bool = True,
+    ) -> None:
+        if not isinstance(config, Experiment):
+            from visim.config.load import config_from_dict
+
+            config = config_from_dict(config)
+        self.config = config
+        self.params_train = config.train
+        self.params_test = config.test
+        self.device = resolve_device(config.device)
+        self.precision = DTYPES[config.precision]
+        self.test_dl, self.val_dl, self.train_dl = test_loader, val_loader, train_loader
+        self.metric = metric if metric is not None else config.test.metric.build()
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.quiet = quiet
+        self.is_main_process = is_main_process
+        self.model = self.configure_torch_module(model)
+        self.loss = None
+        if config.train is not None:
+            self.loss = config.train.loss.build(num_classes=self.num_classes)
+        self.optimizer = None
+        self.lr_sched = None
+        self.scaler = None
+        self.start_epoch = config.train.start_epoch if config.train else 1
+        self.epoch = self.start_epoch - 1
+        self.global_step = 0
+        self.best_metric: float | None = None
+        self.last_results: dict[str, Any] | None = None
+        self._writer = None
+        self._interrupt = GracefulInterrupt()
+
+    # -- attributes of the original ----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def name_safe(self) -> str:
+        return safe_name(self.config.name)
+
+    @property
+    def is_training(self) -> bool:
+        return self.model.training
+
+    @property
+    def num_classes(self) -> int:
+        head = getattr(unwrap(self.model), "classifier", None) or getattr(
+            getattr(unwrap(self.model), "network", None), "classifier", None
+        )
+        return head.out_features if isinstance(head, nn.Linear) else 0
+
+    @property
+    def writer(self):
+        """TensorBoard writer in the run directory (None without one, or off the main rank)."""
+        if self._writer is None and self.run_dir is not None and self.is_main_process:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir))
+        return self._writer
+
+    # -- modules and data ------------------------------------------------------------------
+    def configure_torch_module(self, module: nn.Module, train: bool | None = None) -> nn.Module:
+        """Move ``module`` to the device; set train/eval mode (default: train if training)."""
+        module = module.to(self.device)
+        if self.device.type == "cuda":
+            module = module.to(memory_format=torch.channels_last)
+        module.train(self.config.train is not None if train is None else train)
+        return module
+
+    def set_model_mode(self, mode: str) -> None:
+        if mode not in ("train", "test", "eval"):
+            raise ValueError(f"mode must be 'train' or 'test' (got {mode!r})")
+        self.model.train(mode == "train")
+
+    def get_data(self, batch: dict) -> torch.Tensor:
+        images = batch[self.config.test.image_key]
+        non_blocking = self.device.type == "cuda"
+        images = images.to(self.device, non_blocking=non_blocking)
+        return images.contiguous(memory_format=torch.channels_last) if self.device.type == "cuda" else images
+
+    def get_target(self, batch: dict) -> torch.Tensor:
+        key = "class_id" if self.model.training else "pid"
+        return batch[key].to(self.device, non_blocking=self.device.type == "cuda")
+
+    def autocast(self):
+        if self.precision == torch.float32:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.precision)
+
+    # -- training -------------------------------------------------------------------------
+    def initialize_optimizer(self) -> None:
+        """Build optimizer and scheduler from the config, unless already there (resume)."""
+        train = self.config.train
+        if train is None:
+            raise RuntimeError("the config has no train section")
+        if self.optimizer is None:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.optimizer = train.optimizer.build(parameters=params)
+        if self.lr_sched is None and train.scheduler is not None:
+            self.lr_sched = train.scheduler.build(optimizer=self.optimizer, epochs=train.epochs)
+        if self.scaler is None and self.precision == torch.float16 and self.device.type == "cuda":
+            self.scaler = torch.amp.GradScaler("cuda")
+
+    def train_model(self) -> torch.optim.Optimizer:
+        """Train from ``start_epoch`` to ``epochs`` (1-based, inclusive); test per ``eval_interval``."""
+        train = self.config.train
+        self.initialize_optimizer()
+        with self._interrupt:
+            for epoch in range(self.start_epoch, train.epochs + 1):
+                self.epoch = epoch
+                started = time.perf_counter()
+                stats = self.train_epoch(epoch)
+                metrics = None
+                if epoch % train.eval_interval == 0 or epoch == train.epochs:
+                    metrics = self.test()
+                self.step_scheduler(metrics)
+                self.log(format_epoch(epoch, train.epochs, stats, time.perf_counter() - started))
+                self.save_model(epoch, metrics, self.optimizer, self.lr_sched)
+        self.start_epoch = self.epoch + 1
+        return self.optimizer
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        train = self.config.train
+        # Reseeding per epoch makes a resumed run draw exactly what a straight run draws.
+        seed_everything(self.config.seed * 100_003 + epoch)
+        sampler = getattr(self.train_dl, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        self.set_model_mode("train")
+        topk = train.topk_acc
+        total_loss, total_correct, seen = 0.0, dict.fromkeys(topk, 0), 0
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(self.train_dl, desc=f"epoch {epoch}/{train.epochs}", leave=False, disable=self.progress_disabled)
+        for batch in bar:
+            images, targets = self.get_data(batch), self.get_target(batch)
+            with self.autocast():
+                logits, embeddings = self.model(images)
+                loss = self.loss(logits, embeddings, targets)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {self.global_step}")
+            self.backward_step(loss)
+            n = targets.shape[0]
+            seen += n
+            total_loss += loss.item() * n
+            for k, correct in topk_correct(logits.detach(), targets, topk).items():
+                total_correct[k] += correct
+            self.global_step += 1
+            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct[topk[0]] / seen:.3f}", lr=f"{lr:.1e}")
+            if self._interrupt.requested:
+                self.terminate()
+        stats = {"loss": total_loss / max(seen, 1), "lr": lr}
+        stats.update({f"acc@{k}": c / max(seen, 1) for k, c in total_correct.items()})
+        self.write_results(stats, "Train", step=epoch)
+        return stats
+
+    def backward_step(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        clip = self.config.train.grad_clip
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            return
+        loss.backward()
+        if clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        self.optimizer.step()
+
+    def step_scheduler(self, metrics: dict | None) -> None:
+        if self.lr_sched is None:
+            return
+        if isinstance(self.lr_sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            if metrics is not None:  # plateau watches the monitored test metric
+                self.lr_sched.step(monitored(metrics, self.config.train.best_metric))
+            return
+        self.lr_sched.step()
+
+    @property
+    def progress_disabled(self) -> bool:
+        return self.quiet or not sys.stderr.isatty() or not self.is_main_process
+
+    # -- testing --------------------------------------------------------------------------
+    def extract(self, loader) -> Embeddings:
+        return extract(self.model, loader, self.get_data, self.device, self.autocast, self.progress_disabled)
+
+    def predict(self) -> torch.Tensor:
+        """The [N x E] embeddings of the query data (``test_dl``)."""
+        return self.extract(self.test_dl).embeddings
+
+    def test(self) -> dict[str, Any]:
+        """Embed query and gallery, rank with the metric, report CMC, mAP and mINP."""
+        from visim.evaluation import evaluate_embeddings
+
+        test = self.config.test
+        query, gallery = self.extract(self.test_dl), self.extract(self.val_dl)
+        result = evaluate_embeddings(
+            query.embeddings,
+            gallery.embeddings,
+            self.metric,
+            query.pids,
+            gallery.pids,
+            query.camids,
+            gallery.camids,
+            topk=test.topk_cmc,
+            protocol=test.protocol,
+            no_positive=test.no_positive,
+            ap=test.ap,
+            max_rank=test.max_rank,
+            memory_budget=test.memory_budget,
+        )
+        results = result.as_dict()
+        results["epoch"] = self.epoch
+        self.last_result, self.last_query, self.last_gallery = result, query, gallery
+        if self.is_main_process:
+            self.print_results(results)
+            self.write_results(results, "Test", step=max(self.epoch, 0))
+            if self.run_dir is not None:
+                (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        self.last_results = results
+        return results
+
+    evaluate = test
+
+    def run(self) -> dict[str, Any]:
+        """Train when the config has a train section, then test."""
+        if self.config.train is not None and self.train_dl is not None:
+            self.train_model()
+            # The last epoch is always evaluated; only a run with nothing left to train is not.
+            if self.last_results is not None and self.last_results["epoch"] == self.epoch:
+                return self.last_results
+        return self.test()
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def save_model(self, epoch: int, metrics: dict | None, optimizer=None, lr_sched=None, *, tag: str | None = None) -> Path | None:
+        """Write ``last.pt`` (and periodic / best / ``tag`` copies) atomically."""
+        if self.run_dir is None or not self.is_main_process:
+            return None
+        from visim.config.converter import unstructure
+
+        train = self.config.train
+        value = monitored(metrics, train.best_metric) if metrics and train else None
+        is_best = value is not None and (self.best_metric is None or value > self.best_metric)
+        if is_best:
+            self.best_metric = value
+        state = ckpt.make_checkpoint(
+            epoch=epoch,
+            global_step=self.global_step,
+            model=ckpt.strip_module_prefix(unwrap(self.model).state_dict()),
+            optimizer=optimizer.state_dict() if optimizer is not None else None,
+            scheduler=lr_sched.state_dict() if lr_sched is not None else None,
+            scaler=self.scaler.state_dict() if self.scaler is not None else None,
+            best_metric=self.best_metric,
+            metrics=plain_metrics(metrics),
+            config=unstructure(self.config),
+        )
+        folder = self.run_dir / CHECKPOINTS
+        last = ckpt.atomic_save(state, folder / "last.pt")
+        if tag:
+            ckpt.atomic_save(state, folder / f"{tag}.pt")
+        if tag is None and train and epoch % train.save_interval == 0:
+            ckpt.atomic_save(state, folder / f"epoch-{epoch:03d}.pt")
+        if is_best:
+            ckpt.atomic_save(state, folder / "best.pt")
+        return last
+
+    def load_model(self, path: str | Path, *, weights_only: bool = False) -> dict:
+        """Load a checkpoint; training continues at its epoch + 1 with its optimizer state."""
+        state = ckpt.load_checkpoint(path)
+        try:
+            unwrap(self.model).load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise ckpt.CheckpointError(f"{path} does not fit this model: {str(exc).splitlines()[0]}") from None
+        self.epoch = int(state["epoch"])
+        if weights_only:
+            return state
+        self.start_epoch = self.epoch + 1
+        self.global_step = int(state.get("global_step", 0))
+        self.best_metric = state.get("best_metric")
+        if self.config.train is not None:
+            self.initialize_optimizer()
+            if state.get("optimizer") is not None:
+                self.optimizer.load_state_dict(state["optimizer"])
+            if state.get("scheduler") is not None and self.lr_sched is not None:
+                self.lr_sched.load_state_dict(state["scheduler"])
+            if state.get("scaler") is not None and self.scaler is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        ckpt.set_rng_state(state["rng"])
+        return state
+
+    def terminate(self) -> None:
+        """Handle Ctrl+C: save an ``interrupted`` checkpoint and ``last.pt``, close, exit 130."""
+        # The current epoch is incomplete: record the last complete one, so a resume re-runs it.
+        self.save_model(self.epoch - 1, None, self.optimizer, self.lr_sched, tag="interrupted")
+        self.close()
+        raise TrainingInterrupted(f"interrupted in epoch {self.epoch}; state saved in {self.run_dir}")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.flush()
+            self._writer.close()
+            self._writer = None
+
+    # -- reporting ------------------------------------------------------------------------
+    def get_hparam_dict(self) -> dict[str, Any]:
+        """Every train and test parameter, flattened to TensorBoard-friendly scalars."""
+        from visim.config.converter import unstructure
+
+        flat: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(f"{prefix}.{key}" if prefix else key, item)
+            elif isinstance(value, (bool, int, float, str)):
+                flat[prefix] = value
+            else:
+                flat[prefix] = str(value)
+
+        data = unstructure(self.config)
+        walk("", {"train": data.get("train") or {}, "test": data["test"], "model": data["model"]})
+        return flat
+
+    def print_results(self, results: dict[str, Any]) -> None:
+        if self.is_main_process:
+            self.log(format_results(results))
+
+    def write_results(self, results: dict[str, Any], prepend: str, step: int | None = None) -> None:
+        """Scalars (and dicts of scalars) of ``results`` to TensorBoard under ``prepend/``."""
+        writer = self.writer
+        if writer is None:
+            return
+        step = self.epoch if step is None else step
+        for key, value in results.items():
+            if key == "cmc" and isinstance(value, dict):
+                for k, v in value.items():
+                    writer.add_scalar(f"{prepend}/rank-{k}", float(v), step)
+            elif isinstance(value, dict):
+                for k, v in value.items():
+                    if isinstance(v, (int, float)):
+                        writer.add_scalar(f"{prepend}/{key}/{k}", float(v), step)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                writer.add_scalar(f"{prepend}/{key}", float(value), step)
+        writer.flush()
+
+    def log(self, message: str) -> None:
+        if not self.is_main_process:
+            return
+        if not self.quiet:
+            print(message, flush=True)
+        if self.run_dir is not None:
+            with open(self.run_dir / "run.log", "a", encoding="utf-8") as handle:
+                handle.write(message + "\n")
+
+    def validate_params(self, validations: dict, attrib_name: str = "params") -> None:
+        """The original's per-key validation over this engine's train and test parameters."""
+        from visim.config.converter import unstructure
+        from visim.config.rules import validate_params
+
+        data = unstructure(self.config)
+        params = {**(data.get("train") or {}), **data["test"]}
+        validate_params(validations, params, attrib_name=attrib_name)
+
+
+def monitored(metrics: dict, name: str) -> float:
+    if name.startswith("rank-"):
+        return float(metrics["cmc"][name.split("-", 1)[1]])
+    return float(metrics[name])
+
+
+def plain_metrics(metrics: dict | None) -> dict | None:
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str, dict, list))}
+
+
+def topk_correct(logits: torch.Tensor, targets: torch.Tensor, topk) -> dict[int, int]:
+    k_max = min(max(topk), logits.shape[1])
+    top = logits.topk(k_max, dim=1).indices
+    hits = top == targets[:, None]
+    return {k: int(hits[:, : min(k, k_max)].any(dim=1).sum()) for k in topk}
+
+
+__all__ = ["VisualSimilarityEngine", "TrainingInterrupted"]
