@@ -1,0 +1,162 @@
+"""What every dataset component returns: image records split into train, query and gallery.
+
+Nothing here imports torch, so datasets can be parsed (and checked) without it.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+SPLITS = ("train", "query", "gallery")
+JUNK_PID = -1
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as configured: a missing folder, a bad file, an empty split."""
+
+
+class DataWarning(UserWarning):
+    """Data that works but is probably not what was meant (identity overlap, unmatched queries)."""
+
+
+@attrs.frozen
+class Record:
+    """One image. ``class_id`` is set on train records only: the pid relabelled 0..C-1."""
+
+    path: str
+    pid: int
+    camid: int
+    class_id: int | None = None
+
+
+def assign_class_ids(records: Iterable[Record]) -> tuple[Record, ...]:
+    """Relabel pids to 0..C-1 in sorted pid order (the class index a classifier head learns)."""
+    records = tuple(records)
+    labels = {pid: label for label, pid in enumerate(sorted({r.pid for r in records}))}
+    return tuple(attrs.evolve(r, class_id=labels[r.pid]) for r in records)
+
+
+def read_image_file(path: str):
+    """Open an image file as an RGB PIL image, fully decoded (so corrupt files fail here)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.convert("RGB")
+
+
+class ReidData:
+    """The records of one dataset plus how to load their images.
+
+    ``dropped`` counts what the parser left out on purpose, by reason (e.g. junk images), so
+    ``visim data check`` can say so. Subclasses that keep images in memory override
+    :meth:`load_image` and set ``in_memory``.
+    """
+
+    in_memory = False
+
+    def __init__(
+        self,
+        train: Sequence[Record],
+        query: Sequence[Record],
+        gallery: Sequence[Record],
+        *,
+        name: str = "",
+        root: str | None = None,
+        dropped: Mapping[str, int] | None = None,
+        separate_test_pids: bool = False,
+    ) -> None:
+        self.train = assign_class_ids(train)
+        self.query = tuple(query)
+        self.gallery = tuple(gallery)
+        self.name = name
+        self.root = root
+        self.dropped = {reason: n for reason, n in (dropped or {}).items() if n}
+        # True where test pids are numbered apart from train pids (MSMT17: both start at 0),
+        # so equal numbers are different people and overlap cannot be checked.
+        self.separate_test_pids = separate_test_pids
+
+    @property
+    def num_train_classes(self) -> int:
+        return len({r.pid for r in self.train})
+
+    def split(self, name: str) -> tuple[Record, ...]:
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; choose one of {', '.join(SPLITS)}")
+        return getattr(self, name)
+
+    def without(self, bad: Iterable[tuple[str, int]]) -> ReidData:
+        """A copy without the records at the given (split, index) pairs; class ids recomputed."""
+        bad = set(bad)
+        kept = copy.copy(self)
+        for split in SPLITS:
+            records = [r for i, r in enumerate(self.split(split)) if (split, i) not in bad]
+            setattr(kept, split, assign_class_ids(records) if split == "train" else tuple(records))
+        return kept
+
+    def load_image(self, record: Record):
+        """The record's image as an RGB ``PIL.Image.Image``."""
+        return read_image_file(record.path)
+
+    def torch_dataset(self, split: str, transform: Any = None, image_key: str = "image"):
+        """A ``torch.utils.data.Dataset`` over one split, yielding the batch-contract dicts."""
+        from visim.data.image_dataset import ImageDataset
+
+        return ImageDataset(self, split, transform=transform, image_key=image_key)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{s}={len(self.split(s))}" for s in SPLITS)
+        return f"<ReidData {self.name or '?'}: {sizes}>"
+
+
+def split_problems(data: ReidData, *, train: bool) -> list[str]:
+    """Empty splits that make the data unusable (train only matters when training)."""
+    needed = SPLITS if train else ("query", "gallery")
+    return [f"the {s} split of dataset {data.name!r} is empty" for s in needed if not data.split(s)]
+
+
+def identity_warnings(data: ReidData) -> list[str]:
+    """Suspicious but usable identity layouts: overlap of train and test, unmatched queries."""
+    messages = []
+    gallery_pids = {r.pid for r in data.gallery}
+    unmatched = {r.pid for r in data.query} - gallery_pids
+    missing = sorted(unmatched)
+    if missing:
+        n_queries = sum(r.pid in unmatched for r in data.query)
+        messages.append(
+            f"{len(missing)} query identities ({n_queries} queries) never appear in the gallery "
+            f"of dataset {data.name!r}: {preview(missing)}; those queries have no positive"
+        )
+    overlap = train_test_overlap(data)
+    if overlap:
+        messages.append(
+            f"{len(overlap)} identities of dataset {data.name!r} are in both train and test: "
+            f"{preview(overlap)}; test results will be optimistic"
+        )
+    return messages
+
+
+def train_test_overlap(data: ReidData) -> list[int]:
+    """Identities in train and in query or gallery (none where test pids are numbered apart)."""
+    if data.separate_test_pids:
+        return []
+    test_pids = {r.pid for r in data.query} | {r.pid for r in data.gallery}
+    return sorted({r.pid for r in data.train} & test_pids)
+
+
+def validate_splits(data: ReidData, *, train: bool) -> None:
+    """Raise :class:`DataError` for empty splits; warn (:class:`DataWarning`) about identities."""
+    problems = split_problems(data, train=train)
+    if problems:
+        raise DataError("; ".join(problems))
+    for message in identity_warnings(data):
+        warnings.warn(message, DataWarning, stacklevel=2)
+
+
+def preview(items: Sequence[Any], limit: int = 10) -> str:
+    shown = ", ".join(str(i) for i in items[:limit])
+    return shown + (f", ... ({len(items) - limit} more)" if len(items) > limit else "")
