@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 
 from visim import __version__, commands
 from visim.config.errors import ConfigError
+from visim.plugins import PluginError
 from visim.registry import ComponentError
 
 EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
@@ -27,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"visim {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # helpers shared by commands, e.g. _table
+            continue
         importlib.import_module(f"visim.commands.{info.name}").add_parser(subparsers)
     return parser
 
@@ -43,13 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         source = getattr(args, "config", None) or "config"
         print(exc.report(source), file=sys.stderr)
         return EXIT_USAGE
-    except ComponentError as exc:
+    except (ComponentError, PluginError) as exc:
         print(f"visim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("visim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `visim components | head`
+        # Python flushes stdout again at exit and would complain about the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
 
 

@@ -23,9 +23,10 @@ from visim.registry import (
     KINDS,
     Component,
     ComponentError,
-    Registries,
     RegistrationError,
+    Registries,
     Rule,
+    canonical_dist,
     check_registration,
 )
 
@@ -58,6 +59,7 @@ class PluginInfo:
     status: str = "ok"  # ok | failed | blocked
     reason: str | None = None
     hooks: list[str] = attrs.Factory(list)
+    # kind ("metrics", ..., and "rules") -> names this plugin registered
     components: dict[str, list[str]] = attrs.Factory(dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -66,6 +68,8 @@ class PluginInfo:
 
 @attrs.define
 class PluginState:
+    """The loaded plugins: pluggy's manager, the filled registries, and one info per plugin."""
+
     manager: pluggy.PluginManager
     registries: Registries
     plugins: list[PluginInfo]
@@ -75,7 +79,7 @@ def csv_env(name: str, environ: os._Environ | dict) -> set[str] | None:
     value = environ.get(name)
     if value is None:
         return None
-    return {part.strip().lower() for part in value.split(",") if part.strip()}
+    return {canonical_dist(part) for part in value.split(",") if part.strip()}
 
 
 def is_strict(environ) -> bool:
@@ -120,7 +124,7 @@ class _Loader:
         info = PluginInfo(ep.name, dist, ep.dist.version if ep.dist else None, builtin=False)
         allowed = csv_env("VISIM_LOAD_PLUGINS", self.environ)
         disabled = csv_env("VISIM_DISABLE_PLUGINS", self.environ) or set()
-        names = {(dist or "").lower(), ep.name.lower()}
+        names = {canonical_dist(dist or ""), canonical_dist(ep.name)}
         if (allowed is not None and not names & allowed) or names & disabled:
             info.status, info.reason = "blocked", "filtered by VISIM_LOAD_PLUGINS / VISIM_DISABLE_PLUGINS"
             self.infos.append(info)
@@ -136,12 +140,16 @@ class _Loader:
     def add(self, info: PluginInfo, plugin: object, isolate: bool = True) -> None:
         if self.pm.has_plugin(info.name):
             info.name = f"{info.distribution}:{info.name}"
+        if self.pm.is_registered(plugin):  # e.g. two entry points naming one module
+            self.fail(info, f"the same object is already registered as plugin {self.pm.get_name(plugin)!r}")
+            return
         try:
             self.pm.register(plugin, name=info.name)
         except Exception as exc:  # pluggy's PluginValidationError: bad hook signature
             if not isolate:
                 raise
-            self.fail(info, f"invalid hook implementation: {exc}")
+            # pluggy's message spans three lines; a warning should be one.
+            self.fail(info, f"invalid hook implementation: {'; '.join(str(exc).splitlines())}")
             return
         info.hooks = sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
         unknown = [c.name for c in self.pm.get_hookcallers(plugin) or [] if not c.has_spec()]
@@ -178,7 +186,9 @@ class _Loader:
 
     def component_register(self, info: PluginInfo, kind: str, out: list[Component]):
         def register(name, factory, params=None, aliases=(), doc=None):
-            aliases = tuple(aliases) if isinstance(aliases, (list, tuple)) else aliases
+            # Any iterable of names will do (a list, a generator); a bare string will not.
+            if not isinstance(aliases, str) and isinstance(aliases, Iterable):
+                aliases = tuple(aliases)
             check_registration(kind, name, factory, params, aliases)
             out.append(
                 Component(
@@ -220,15 +230,19 @@ class _Loader:
             info.components.setdefault(component.kind, []).append(component.name)
         for rule in rules:
             self.registries.rules[rule.name] = rule
+            info.components.setdefault("rules", []).append(rule.name)
 
     def fail(self, info: PluginInfo, reason: str) -> None:
         info.status, info.reason = "failed", reason
         self.infos.append(info)
         where = f" ({info.distribution})" if info.distribution else ""
-        message = f"visim: plugin {info.name!r}{where} failed to load: {reason}"
+        message = f"plugin {info.name!r}{where} failed to load: {reason}"
         if is_strict(self.environ):
-            raise PluginError(message)
-        print(f"{message}; it is ignored (VISIM_STRICT_PLUGINS=1 makes this fatal)", file=sys.stderr)
+            raise PluginError(f"{message} (VISIM_STRICT_PLUGINS=1)")
+        print(
+            f"visim: warning: {message}; it is ignored (VISIM_STRICT_PLUGINS=1 makes this fatal)",
+            file=sys.stderr,
+        )
 
 
 _state: PluginState | None = None
@@ -241,6 +255,7 @@ def load_plugins(environ=None, extra_plugins: Iterable[tuple[str, object]] = ())
 
 
 def get_state() -> PluginState:
+    """The plugins, loaded on first use and kept until :func:`reset`."""
     global _state
     if _state is None:
         _state = load_plugins(extra_plugins=_extra_plugins)
@@ -248,10 +263,12 @@ def get_state() -> PluginState:
 
 
 def get_registry() -> Registries:
+    """The registries of every kind (same as :func:`visim.get_registry`)."""
     return get_state().registries
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
+    """The ``pluggy.PluginManager`` holding every plugin that loaded."""
     return get_state().manager
 
 

@@ -69,6 +69,11 @@ def normalize_kind(kind: str) -> str:
     raise UnknownComponentError(f"unknown component kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+def canonical_dist(name: str) -> str:
+    """PEP 503 form, so ``visim_foo``, ``Visim.Foo`` and ``visim-foo`` name one distribution."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
 def normalize_name(name: Any) -> str:
     """Forgive what hand-written configs and shells add: quotes, commas, spaces, case."""
     text = str(name).strip().strip(",").strip().strip("'\"").strip()
@@ -166,6 +171,12 @@ class Registry:
                         f"{self.what} {key!r} is built into visim; distribution "
                         f"{component.distribution or component.plugin!r} may not shadow it"
                     )
+                if component.distribution and other.distribution == component.distribution:
+                    # 'dist:name' could not tell these two apart.
+                    raise RegistrationError(
+                        f"{self.what} {key!r} is already registered by plugin {other.plugin!r} "
+                        f"of the same distribution {component.distribution!r}"
+                    )
 
     def add(self, component: Component) -> None:
         self.check(component)
@@ -187,16 +198,29 @@ class Registry:
         return True
 
     def names(self) -> list[str]:
+        """The canonical names, sorted (aliases not included)."""
         return sorted({c.name for c in self._components})
 
     def get(self, name: Any) -> Component:
+        """The component called ``name`` (or an alias; any case; ``dist:name`` picks one).
+
+        Raises :class:`UnknownComponentError` (with suggestions) or
+        :class:`AmbiguousComponentError` (when several distributions registered the name).
+        """
         key = normalize_name(name)
         dist = None
         if ":" in key:
             dist, key = (part.strip() for part in key.split(":", 1))
         matches = self._by_key.get(key, [])
         if dist is not None:
-            matches = [c for c in matches if (c.distribution or "").lower() == dist]
+            by_dist = [c for c in matches if canonical_dist(c.distribution or "") == canonical_dist(dist)]
+            if matches and not by_dist:
+                offered = ", ".join(sorted(f"'{c.qualified_name}'" for c in matches))
+                raise UnknownComponentError(
+                    f"distribution {dist!r} registers no {self.what} {key!r}; "
+                    f"it is offered as {offered}"
+                )
+            matches = by_dist
         if len(matches) == 1:
             return matches[0]
         if matches:
