@@ -8,20 +8,20 @@ is stepped with the monitored metric. Every scheduler accepts a linear warm-up.
 from __future__ import annotations
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.hookspecs import hookimpl
 
-positive = v.gt(0.0)
-non_negative = v.ge(0.0)
-unit_interval = v.and_(v.ge(0.0), v.lt(1.0))
+positive = rules.gt(0.0)
+non_negative = rules.gte(0.0)
+unit_interval = rules.all_(rules.gte(0.0), rules.lt(1.0))
 
 
 @attrs.frozen
 class AdamParams:
     lr: float = attrs.field(default=3e-4, validator=positive)
     weight_decay: float = attrs.field(default=5e-4, validator=non_negative)
-    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=v.deep_iterable(unit_interval))
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=rules.forall(unit_interval))
     amsgrad: bool = False
 
 
@@ -29,7 +29,7 @@ class AdamParams:
 class AdamWParams:
     lr: float = attrs.field(default=3e-4, validator=positive)
     weight_decay: float = attrs.field(default=0.01, validator=non_negative)
-    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=v.deep_iterable(unit_interval))
+    betas: tuple[float, float] = attrs.field(default=(0.9, 0.999), validator=rules.forall(unit_interval))
     amsgrad: bool = False
 
 
@@ -68,40 +68,40 @@ def build_sgd(params: SGDParams, parameters):
 
 
 def warmup_field():
-    return attrs.field(default=0, validator=v.ge(0), kw_only=True)
+    return attrs.field(default=0, validator=rules.gte(0), kw_only=True)
 
 
 @attrs.frozen
 class StepParams:
-    step_size: int = attrs.field(default=20, validator=v.ge(1))
+    step_size: int = attrs.field(default=20, validator=rules.gte(1))
     gamma: float = attrs.field(default=0.1, validator=positive)
     warmup_epochs: int = warmup_field()
-    warmup_factor: float = attrs.field(default=0.1, validator=v.and_(v.gt(0.0), v.le(1.0)), kw_only=True)
+    warmup_factor: float = attrs.field(default=0.1, validator=rules.all_(rules.gt(0.0), rules.lte(1.0)), kw_only=True)
 
 
 @attrs.frozen
 class MultiStepParams:
-    milestones: tuple[int, ...] = attrs.field(default=(30, 60), validator=v.deep_iterable(v.ge(1)))
+    milestones: tuple[int, ...] = attrs.field(default=(30, 60), validator=rules.forall(rules.gte(1)))
     gamma: float = attrs.field(default=0.1, validator=positive)
     warmup_epochs: int = warmup_field()
-    warmup_factor: float = attrs.field(default=0.1, validator=v.and_(v.gt(0.0), v.le(1.0)), kw_only=True)
+    warmup_factor: float = attrs.field(default=0.1, validator=rules.all_(rules.gt(0.0), rules.lte(1.0)), kw_only=True)
 
 
 @attrs.frozen
 class CosineParams:
     """``t_max`` 0 means: anneal over the epochs that follow the warm-up."""
 
-    t_max: int = attrs.field(default=0, validator=v.ge(0))
+    t_max: int = attrs.field(default=0, validator=rules.gte(0))
     eta_min: float = attrs.field(default=0.0, validator=non_negative)
     warmup_epochs: int = warmup_field()
-    warmup_factor: float = attrs.field(default=0.1, validator=v.and_(v.gt(0.0), v.le(1.0)), kw_only=True)
+    warmup_factor: float = attrs.field(default=0.1, validator=rules.all_(rules.gt(0.0), rules.lte(1.0)), kw_only=True)
 
 
 @attrs.frozen
 class PlateauParams:
-    mode: str = attrs.field(default="max", validator=v.in_(("min", "max")))
-    factor: float = attrs.field(default=0.1, validator=v.and_(v.gt(0.0), v.lt(1.0)))
-    patience: int = attrs.field(default=10, validator=v.ge(0))
+    mode: str = attrs.field(default="max", validator=rules.in_(("min", "max")))
+    factor: float = attrs.field(default=0.1, validator=rules.all_(rules.gt(0.0), rules.lt(1.0)))
+    patience: int = attrs.field(default=10, validator=rules.gte(0))
     threshold: float = attrs.field(default=1e-4, validator=non_negative)
     min_lr: float = attrs.field(default=0.0, validator=non_negative)
 

@@ -21,6 +21,8 @@ from visim.config.errors import ConfigError, Problem
 
 converter = cattrs.Converter()
 NoneType = type(None)
+# attrs >= 24.1 wraps converters that take the instance in attrs.Converter; older has none.
+CONVERTER_OBJECTS = getattr(attrs, "Converter", ())
 
 
 def describe(value: Any) -> str:
@@ -112,7 +114,9 @@ def type_name(tp: Any) -> str:
 def strict(expected: type | tuple[type, ...], name: str, cast=None):
     def hook(value: Any, path: str) -> Any:
         # bool is an int subclass: exclude it explicitly wherever it is not asked for.
-        if isinstance(value, bool) and bool not in (expected if isinstance(expected, tuple) else (expected,)):
+        if isinstance(value, bool) and bool not in (
+            expected if isinstance(expected, tuple) else (expected,)
+        ):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
         if not isinstance(value, expected):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
@@ -136,12 +140,17 @@ def structure_sequence(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp) or tp
     if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
         if len(value) != len(args):
-            raise ConfigError(Problem(f"expected exactly {len(args)} items (got {len(value)})", path))
+            raise ConfigError(
+                Problem(f"expected exactly {len(args)} items (got {len(value)})", path)
+            )
         item_types = list(args)
     else:
         item_types = [args[0] if args else Any] * len(value)
     collector = Collector()
-    items = [collector.run(structure_at, item, t, join(path, i)) for i, (item, t) in enumerate(zip(value, item_types))]
+    items = [
+        collector.run(structure_at, item, t, join(path, i))
+        for i, (item, t) in enumerate(zip(value, item_types))
+    ]
     collector.raise_if_any()
     return list(items) if origin is list else tuple(items)
 
@@ -149,7 +158,7 @@ def structure_sequence(value: Any, tp: Any, path: str) -> Any:
 def structure_mapping(value: Any, tp: Any, path: str) -> dict:
     if not isinstance(value, Mapping):
         raise ConfigError(Problem(f"expected a mapping, got {describe(value)}", path))
-    key_type, value_type = (typing.get_args(tp) or (Any, Any))
+    key_type, value_type = typing.get_args(tp) or (Any, Any)
     collector = Collector()
     out = {}
     for key, item in value.items():
@@ -177,38 +186,94 @@ def structure_attrs(value: Any, cls: type, path: str) -> Any:
     if not isinstance(value, Mapping):
         raise ConfigError(Problem(f"expected a mapping, got {describe(value)}", path))
     fields = {f.alias: f for f in resolved_fields(cls)}
-    collector = Collector()
-    for key in value:
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            known = "" if close else f" (known: {', '.join(fields)})"
-            collector.add(f"unknown key {key!r}{hint}{known}", join(path, str(key)))
+    problems = unknown_keys(value, fields, path)
+    by_field: dict[str, list[Problem]] = {}
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
-        field_path = join(path, name)
         if name not in value:
             if field.default is attrs.NOTHING:
-                collector.add("required field missing", field_path)
+                by_field[name] = [Problem("required field missing", join(path, name))]
             continue
-        before = len(collector.problems)
-        result = collector.run(structure_at, value[name], field.type, field_path)
-        if len(collector.problems) == before:
-            kwargs[name] = result
-    collector.raise_if_any()
-    with attrs.validators.disabled():  # validators run below, one field at a time
         try:
-            instance = cls(**kwargs)
-        except (ValueError, TypeError) as exc:  # cross-field checks in __attrs_post_init__
-            raise ConfigError(Problem(str(exc), path)) from None
+            kwargs[name] = structure_at(value[name], field.type, join(path, name))
+        except ConfigError as exc:
+            by_field[name] = list(exc.problems)
+    # Validators run on every field that structured, before __init__: one bad field never
+    # hides another, and cross-field checks in __attrs_post_init__ only see valid fields.
+    provisional = provisional_instance(cls, kwargs, path, by_field)
+    run_validators(provisional, cls, path, by_field)
+    problems += [problem for name in fields for problem in by_field.get(name, [])]
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(rerooted(exc.problems, path)) from None
+    except Exception as exc:  # a cross-field check in __attrs_post_init__
+        raise ConfigError(Problem(validator_message(exc), path)) from None
+
+
+def unknown_keys(value: Mapping, fields: Mapping[str, attrs.Attribute], path: str) -> list[Problem]:
+    problems = []
+    for key in value:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            if close:
+                known = ""
+            elif fields:
+                known = f" (known: {', '.join(fields)})"
+            else:
+                known = " (nothing can be set here)"
+            problems.append(Problem(f"unknown key {key!r}{hint}{known}", join(path, str(key))))
+    return problems
+
+
+def rerooted(problems: list[Problem], root: str) -> list[Problem]:
+    """Problems whose paths start at ``$`` (what was validated), moved under ``root``."""
+    return [
+        Problem(p.message, root + p.path[1:] if p.path.startswith("$") else join(root, p.path))
+        for p in problems
+    ]
+
+
+def provisional_instance(cls: type, kwargs: dict, path: str, by_field: dict) -> Any:
+    """The instance-to-be, built without ``__init__``, for validators to look at."""
+    instance = object.__new__(cls)
     for field in resolved_fields(cls):
-        if field.validator is not None:
+        if field.alias in kwargs:
+            value = kwargs[field.alias]
+            if field.converter is not None and not isinstance(field.converter, CONVERTER_OBJECTS):
+                value = field.converter(value)
+        elif field.alias in by_field or field.default is attrs.NOTHING:
+            continue
+        elif isinstance(field.default, attrs.Factory):
             try:
-                field.validator(instance, field, getattr(instance, field.name))
-            except (ValueError, TypeError) as exc:
-                collector.add(validator_message(exc), join(path, field.alias))
-    collector.raise_if_any()
+                factory = field.default.factory
+                value = factory(instance) if field.default.takes_self else factory()
+            except ConfigError as exc:  # e.g. a default component nobody registered
+                by_field[field.alias] = rerooted(exc.problems, join(path, field.alias))
+                continue
+        else:
+            value = field.default
+        object.__setattr__(instance, field.name, value)
     return instance
+
+
+def run_validators(instance: Any, cls: type, path: str, by_field: dict) -> None:
+    fields = resolved_fields(cls)
+    complete = all(hasattr(instance, f.name) for f in fields)
+    for field in fields:
+        if field.validator is None or field.alias in by_field or not hasattr(instance, field.name):
+            continue
+        try:
+            field.validator(instance, field, getattr(instance, field.name))
+        except ConfigError as exc:  # rule validators: paths rooted at the instance
+            by_field[field.alias] = rerooted(exc.problems, path)
+        except Exception as exc:  # attrs' own validators and anything a plugin wrote
+            if isinstance(exc, AttributeError) and not complete:
+                continue  # a cross-field validator looking at a field that already failed
+            by_field[field.alias] = [Problem(validator_message(exc), join(path, field.alias))]
 
 
 def validator_message(exc: Exception) -> str:
@@ -223,7 +288,9 @@ def unstructure(obj: Any) -> Any:
     if isinstance(obj, ComponentRef):
         return {"name": obj.name, **unstructure(obj.params)}
     if attrs.has(type(obj)):
-        return {f.alias: unstructure(getattr(obj, f.name)) for f in attrs.fields(type(obj)) if f.init}
+        return {
+            f.alias: unstructure(getattr(obj, f.name)) for f in attrs.fields(type(obj)) if f.init
+        }
     if isinstance(obj, (list, tuple)):
         return [unstructure(item) for item in obj]
     if isinstance(obj, Mapping):
@@ -231,4 +298,6 @@ def unstructure(obj: Any) -> Any:
     return converter.unstructure(obj)
 
 
-converter.register_unstructure_hook_func(lambda t: isinstance(t, type) and attrs.has(t), unstructure)
+converter.register_unstructure_hook_func(
+    lambda t: isinstance(t, type) and attrs.has(t), unstructure
+)

@@ -30,3 +30,19 @@ class ConfigError(ValueError):
         lines = [f"{source}: {n} problem{'s' if n != 1 else ''}"]
         lines += [f"  {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+class InvalidParameterException(ConfigError):
+    """A value breaks a validation rule.
+
+    Paths are rooted at what was validated: ``$.epochs`` for an attrs field validator (the
+    converter re-roots it at the field's place in the config), ``$.params.device`` for
+    :func:`visim.config.rules.validate_params`.
+    """
+
+
+class ValidationException(ValueError):
+    """A validation itself is malformed: an unknown rule, or a rule given missing or bad data.
+
+    This is a mistake of whoever wrote the validation (schema, plugin), not of the config.
+    """

@@ -34,7 +34,7 @@ class ComponentRef:
     @classmethod
     def of(cls, name: str, **params: Any) -> ComponentRef:
         """Build a reference in code: ``MetricRef.of("minkowski", p=3)``."""
-        return structure_ref({"name": name, **params}, cls, "$")
+        return structure_ref({"name": name, **params} if params else name, cls, "$")
 
 
 def structure_ref(value: Any, cls: type[ComponentRef], path: str) -> ComponentRef:
@@ -54,7 +54,10 @@ def structure_ref(value: Any, cls: type[ComponentRef], path: str) -> ComponentRe
             raise ConfigError(Problem(f"expected str, got {describe(name)}", name_path))
     else:
         raise ConfigError(
-            Problem(f"expected a {cls.what()} name or a mapping with 'name', got {describe(value)}", path)
+            Problem(
+                f"expected a {cls.what()} name or a mapping with 'name', got {describe(value)}",
+                path,
+            )
         )
     try:
         component = get_registry()[cls.kind].get(name)

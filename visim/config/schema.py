@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
+from visim.config.errors import InvalidParameterException, Problem
 from visim.config.refs import (
     DatasetRef,
     LossRef,
@@ -36,77 +37,210 @@ def matches(pattern: re.Pattern, what: str):
         if not pattern.match(value):
             raise ValueError(f"must be {what} (got {value!r})")
 
+    check.requirement = f"must be {what}"  # shown by the generated config reference
     return check
 
 
-def positive_ints(instance, attribute, value):
-    for i, k in enumerate(value):
-        if k < 1:
-            raise ValueError(f"must be >= 1 (got {k}) at item [{i}]")
+# Every item >= 1; a bad item is reported at its own path: ``$.test.topk_cmc[2]``.
+positive_ints = rules.forall(rules.gte(1))
+
+
+def doc(text: str) -> dict:
+    """Field metadata read by the generated config reference (docs/config.rst)."""
+    return {"doc": text}
 
 
 @attrs.frozen(kw_only=True)
 class DataConfig:
-    dataset: DatasetRef
-    batch_size: int = attrs.field(default=32, validator=v.ge(1))
-    # Extraction batch size for query/gallery; defaults to batch_size.
-    eval_batch_size: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
-    image_size: tuple[int, int] = attrs.field(default=(256, 128), validator=positive_ints)
-    num_workers: int = attrs.field(default=0, validator=v.ge(0))
-    sampler: SamplerRef = attrs.field(factory=lambda: SamplerRef.of("random"))
-    # None means the default pipeline built from image_size.
-    train_transforms: tuple[TransformRef, ...] | None = None
-    test_transforms: tuple[TransformRef, ...] | None = None
-    on_bad_image: str = attrs.field(default="error", validator=v.in_(("error", "skip")))
+    """What is trained and tested on, and how images are batched."""
+
+    dataset: DatasetRef = attrs.field(
+        metadata=doc("The dataset: a name (``digits``) or a name with params.")
+    )
+    batch_size: int = attrs.field(
+        default=32, validator=rules.gte(1), metadata=doc("Images per training batch.")
+    )
+    eval_batch_size: int | None = attrs.field(
+        default=None,
+        validator=rules.optional(rules.gte(1)),
+        metadata=doc("Images per batch when embedding query and gallery; null: ``batch_size``."),
+    )
+    image_size: tuple[int, int] = attrs.field(
+        default=(256, 128),
+        validator=positive_ints,
+        metadata=doc("``[height, width]`` every image is resized to."),
+    )
+    num_workers: int = attrs.field(
+        default=0,
+        validator=rules.gte(0),
+        metadata=doc("DataLoader worker processes; 0 loads in the main process."),
+    )
+    sampler: SamplerRef = attrs.field(
+        factory=lambda: SamplerRef.of("random"),
+        metadata=doc("How training batches are drawn, e.g. at random or P identities x K images."),
+    )
+    train_transforms: tuple[TransformRef, ...] | None = attrs.field(
+        default=None,
+        metadata=doc("Training transforms, a list of references; null: the default pipeline."),
+    )
+    test_transforms: tuple[TransformRef, ...] | None = attrs.field(
+        default=None,
+        metadata=doc("Query / gallery transforms, a list of references; null: the default."),
+    )
+    on_bad_image: str = attrs.field(
+        default="error",
+        validator=rules.in_(("error", "skip")),
+        metadata=doc("An unreadable image is an error, or is skipped."),
+    )
 
 
 @attrs.frozen(kw_only=True)
 class TrainConfig:
-    nof_classes: int | None = attrs.field(default=None, validator=v.optional(v.ge(1)))
-    topk_acc: tuple[int, ...] = attrs.field(default=(1,), validator=positive_ints)
-    epochs: int = attrs.field(default=10, validator=v.ge(1))
-    start_epoch: int = attrs.field(default=1, validator=v.ge(1))
-    save_interval: int = attrs.field(default=5, validator=v.ge(1))
-    eval_interval: int = attrs.field(default=1, validator=v.ge(1))
-    loss: LossRef = attrs.field(factory=lambda: LossRef.of("cross_entropy"))
-    optimizer: OptimizerRef = attrs.field(factory=lambda: OptimizerRef.of("adam"))
-    scheduler: SchedulerRef | None = None
-    grad_clip: float | None = attrs.field(default=None, validator=v.optional(v.gt(0.0)))
-    best_metric: str = attrs.field(default="mAP", validator=matches(BEST_METRICS_RE, "mAP, mINP or rank-K"))
+    """How the model is trained (the original engine's ``params_train``)."""
+
+    nof_classes: int | None = attrs.field(
+        default=None,
+        validator=rules.optional(rules.gte(1)),
+        metadata=doc("Identity classes; null infers them from the training data, else checked."),
+    )
+    topk_acc: tuple[int, ...] = attrs.field(
+        default=(1,), validator=positive_ints, metadata=doc("k of the top-k training accuracy.")
+    )
+    epochs: int = attrs.field(
+        default=10, validator=rules.gte(1), metadata=doc("Last epoch (epochs count from 1).")
+    )
+    start_epoch: int = attrs.field(
+        default=1, validator=rules.gte(1), metadata=doc("First epoch to train.")
+    )
+    save_interval: int = attrs.field(
+        default=5, validator=rules.gte(1), metadata=doc("Keep a checkpoint every N epochs.")
+    )
+    eval_interval: int = attrs.field(
+        default=1,
+        validator=rules.gte(1),
+        metadata=doc("Test every N epochs; the last epoch is always tested."),
+    )
+    loss: LossRef = attrs.field(
+        factory=lambda: LossRef.of("cross_entropy"), metadata=doc("The training loss.")
+    )
+    optimizer: OptimizerRef = attrs.field(
+        factory=lambda: OptimizerRef.of("adam"),
+        metadata=doc("The optimizer and its params, e.g. ``{name: adam, lr: 0.0003}``."),
+    )
+    scheduler: SchedulerRef | None = attrs.field(
+        default=None,
+        metadata=doc("Learning-rate scheduler, stepped once per epoch; null: constant rate."),
+    )
+    grad_clip: float | None = attrs.field(
+        default=None,
+        validator=rules.optional(rules.gt(0)),
+        metadata=doc("Clip the gradient norm to this; null: no clipping."),
+    )
+    best_metric: str = attrs.field(
+        default="mAP",
+        validator=matches(BEST_METRICS_RE, "mAP, mINP or rank-K"),
+        metadata=doc("Test result that picks ``best.pt``; rank-K needs K in ``test.topk_cmc``."),
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.start_epoch > self.epochs:
-            raise ValueError(f"start_epoch ({self.start_epoch}) is after the last epoch ({self.epochs})")
+            message = f"must be <= epochs ({self.epochs}) (got {self.start_epoch})"
+            raise InvalidParameterException(Problem(message, "$.start_epoch"))
 
 
 @attrs.frozen(kw_only=True)
 class TestConfig:
-    metric: MetricRef
-    topk_cmc: tuple[int, ...] = attrs.field(default=(1, 5, 10, 20), validator=positive_ints)
-    write_embeds: tuple[bool, bool] = (False, False)
-    image_key: str = "image"
-    protocol: str = attrs.field(default="market1501", validator=v.in_(PROTOCOLS))
-    no_positive: str = attrs.field(default="skip", validator=v.in_(NO_POSITIVE))
-    ap: str = attrs.field(default="standard", validator=v.in_(AP_MODES))
-    max_rank: int = attrs.field(default=50, validator=v.ge(1))
-    # Bytes of the Q x G distance matrix held at once; larger galleries are chunked.
-    memory_budget: int = attrs.field(default=1 << 30, validator=v.ge(1 << 16))
+    """How query and gallery are ranked and scored (the original engine's ``params_test``)."""
+
+    metric: MetricRef = attrs.field(
+        metadata=doc("Distance between embeddings; the original ``metric_kwargs`` are its params.")
+    )
+    topk_cmc: tuple[int, ...] = attrs.field(
+        default=(1, 5, 10, 20), validator=positive_ints, metadata=doc("Ranks k of CMC rank-k.")
+    )
+    write_embeds: tuple[bool, bool] = attrs.field(
+        default=(False, False), metadata=doc("Save the embeddings of ``[query, gallery]``.")
+    )
+    image_key: str = attrs.field(
+        default="image",
+        validator=rules.longer_eq(1),
+        metadata=doc("Key of the image tensor in a batch."),
+    )
+    protocol: str = attrs.field(
+        default="market1501",
+        validator=rules.in_(PROTOCOLS),
+        metadata=doc("Gallery items ignored per query: same identity and camera (market1501)."),
+    )
+    no_positive: str = attrs.field(
+        default="skip",
+        validator=rules.in_(NO_POSITIVE),
+        metadata=doc("A query without a valid match is skipped, scored zero, or an error."),
+    )
+    ap: str = attrs.field(
+        default="standard",
+        validator=rules.in_(AP_MODES),
+        metadata=doc("How average precision is computed."),
+    )
+    max_rank: int = attrs.field(
+        default=50, validator=rules.gte(1), metadata=doc("Length of the CMC curve kept.")
+    )
+    memory_budget: int = attrs.field(
+        default=1 << 30,
+        validator=rules.gte(1 << 16),
+        metadata=doc("Bytes of the query x gallery distances held at once; more is chunked."),
+    )
+    max_embeds: int = attrs.field(
+        default=1000,
+        validator=rules.gte(1),
+        metadata=doc("TensorBoard projector: embeddings per split, subsampled evenly."),
+    )
+    ranked_queries: int = attrs.field(
+        default=3,
+        validator=rules.gte(0),
+        metadata=doc("Ranked-results grid: this many worst and best queries by AP (0: none)."),
+    )
+    ranked_topk: int = attrs.field(
+        default=10,
+        validator=rules.gte(1),
+        metadata=doc("Ranked-results grid: top gallery images shown per query."),
+    )
 
 
 @attrs.frozen(kw_only=True)
 class Experiment:
-    name: str = attrs.field(default="visim", validator=v.min_len(1))
-    seed: int = 0
-    device: str = attrs.field(default="auto", validator=matches(DEVICE_RE, "auto, cpu, cuda or cuda:N"))
-    precision: str = attrs.field(default="float32", validator=v.in_(PRECISIONS))
-    log_dir: str = "runs"
-    data: DataConfig
-    model: ModelRef
-    train: TrainConfig | None = None
-    test: TestConfig
+    """A whole experiment: the top level of a config file."""
+
+    name: str = attrs.field(
+        default="visim",
+        validator=rules.longer_eq(1),
+        metadata=doc("Experiment name; runs go to ``<log_dir>/<name>/<run_id>/``."),
+    )
+    seed: int = attrs.field(default=0, metadata=doc("Seed of every random number generator."))
+    device: str = attrs.field(
+        default="auto",
+        validator=matches(DEVICE_RE, "auto, cpu, cuda or cuda:N"),
+        metadata=doc("``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."),
+    )
+    precision: str = attrs.field(
+        default="float32",
+        validator=rules.in_(PRECISIONS),
+        metadata=doc("Autocast precision of training and embedding."),
+    )
+    log_dir: str = attrs.field(
+        default="runs", validator=rules.longer_eq(1), metadata=doc("Folder of the run folders.")
+    )
+    data: DataConfig = attrs.field(metadata=doc("The data section."))
+    model: ModelRef = attrs.field(
+        metadata=doc("The model, e.g. ``{name: torchreid, arch: osnet_x0_25}``.")
+    )
+    train: TrainConfig | None = attrs.field(
+        default=None, metadata=doc("The train section; without it a run only tests.")
+    )
+    test: TestConfig = attrs.field(metadata=doc("The test section."))
 
     def __attrs_post_init__(self) -> None:
         if self.train and self.train.best_metric.startswith("rank-"):
             k = int(self.train.best_metric.split("-")[1])
             if k not in self.test.topk_cmc:
-                raise ValueError(f"train.best_metric {self.train.best_metric!r} needs {k} in test.topk_cmc")
+                message = f"needs {k} in test.topk_cmc (got {self.train.best_metric!r})"
+                raise InvalidParameterException(Problem(message, "$.train.best_metric"))

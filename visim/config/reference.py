@@ -1,0 +1,169 @@
+"""What the generated config reference says about each field: type, default, rule, doc.
+
+Read straight from the attrs classes (the schema, a component's params), so the reference
+cannot drift from what the loader accepts. A field's description is its ``metadata["doc"]``;
+a validator may carry a ``requirement`` text (rule validators do) to describe itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Union
+
+import attrs
+import yaml
+
+from visim.config.converter import resolved_fields, unstructure
+from visim.config.refs import ComponentRef
+from visim.config.rule_checks import shown
+
+NoneType = type(None)
+
+
+@attrs.frozen
+class FieldDoc:
+    name: str
+    type: str
+    default: str
+    rule: str
+    doc: str
+
+
+def is_section(tp: Any) -> bool:
+    return isinstance(tp, type) and attrs.has(tp) and not issubclass(tp, ComponentRef)
+
+
+def section_of(tp: Any) -> type | None:
+    """The attrs class a field holds (``TrainConfig | None`` included), if it is a section."""
+    if is_section(tp):
+        return tp
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        found = [arg for arg in typing.get_args(tp) if is_section(arg)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def sections(cls: type, prefix: str = "") -> list[tuple[str, type]]:
+    """``[("", Experiment), ("data", DataConfig), ...]``: a class and its nested sections."""
+    found = [(prefix, cls)]
+    for field in resolved_fields(cls):
+        nested = section_of(field.type)
+        if nested is not None:
+            found += sections(nested, f"{prefix}.{field.alias}" if prefix else field.alias)
+    return found
+
+
+def type_label(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is NoneType or tp is None:
+        return "null"
+    if tp is Any:
+        return "anything"
+    if origin in (Union, types.UnionType):
+        return " or ".join(type_label(arg) for arg in args)
+    if origin is Literal:
+        return "one of " + ", ".join(map(str, args))
+    if origin in (tuple, list, Sequence) or tp in (tuple, list):
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            return "[" + ", ".join(type_label(arg) for arg in args) + "]"
+        item = type_label(args[0]) if args else ""
+        return f"list of {item}{'s' if item.endswith('reference') else ''}" if args else "list"
+    if origin in (dict, Mapping) or tp is dict:
+        return f"mapping of {type_label(args[0])} to {type_label(args[1])}" if args else "mapping"
+    if isinstance(tp, type) and issubclass(tp, ComponentRef):
+        return f"{tp.what()} reference"
+    if is_section(tp):
+        return "section"
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def value_label(value: Any) -> str:
+    if isinstance(value, ComponentRef):
+        return value.name
+    text = yaml.safe_dump(unstructure(value), default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("...").strip()
+
+
+def default_label(field: attrs.Attribute) -> str:
+    default = field.default
+    if default is attrs.NOTHING:
+        return "required"
+    if isinstance(default, attrs.Factory):
+        if default.takes_self:
+            return "computed"
+        try:
+            default = default.factory()
+        except Exception:  # e.g. a default component whose plugin is not installed
+            return "computed"
+    return value_label(default)
+
+
+def describe_validator(validator: Any) -> str:
+    """``must be >= 1``, from a rule validator, one of attrs' own, or anything with a doc."""
+    if validator is None:
+        return ""
+    requirement = getattr(validator, "requirement", None)
+    if isinstance(requirement, str):
+        return requirement
+    kind = type(validator).__name__
+    if kind == "_AndValidator":
+        return " and ".join(describe_validator(v) for v in validator._validators)
+    if kind == "_OptionalValidator":
+        return f"null, or {describe_validator(validator.validator)}"
+    if kind == "_InValidator":
+        return f"must be one of {shown(validator.options)}"
+    if kind == "_NumberValidator":
+        return f"must be {validator.compare_op} {validator.bound!r}"
+    if kind == "_MinLengthValidator":
+        return f"must have length >= {validator.min_length}"
+    if kind == "_MaxLengthValidator":
+        return f"must have length <= {validator.max_length}"
+    if kind == "_InstanceOfValidator":
+        return f"must be an instance of {type_label(validator.type)}"
+    if kind == "_MatchesReValidator":
+        return f"must match {validator.pattern.pattern!r}"
+    if kind == "_DeepIterable":
+        return f"every item: {describe_validator(validator.member_validator)}"
+    # Anything else: the first line of its own docstring, else its name; never an address.
+    if inspect.isfunction(validator) or inspect.ismethod(validator):
+        doc, name = inspect.getdoc(validator), validator.__name__
+    else:
+        doc, name = type(validator).__dict__.get("__doc__"), type(validator).__name__
+    return inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else f"checked by {name}"
+
+
+def field_docs(cls: type) -> list[FieldDoc]:
+    return [
+        FieldDoc(
+            name=field.alias,
+            type=type_label(field.type),
+            default=default_label(field),
+            rule=describe_validator(field.validator),
+            doc=str(field.metadata.get("doc", "")),
+        )
+        for field in resolved_fields(cls)
+    ]
+
+
+@attrs.frozen
+class RuleDoc:
+    name: str
+    data: str
+    doc: str
+
+
+def rule_docs() -> list[RuleDoc]:
+    """The built-in rules, in declaration order, with what data each takes."""
+    from visim.config.rule_checks import LEAF_RULES
+    from visim.config.rules import NESTED_RULES
+
+    docs = []
+    for name, leaf in LEAF_RULES.items():
+        # A data check names what it wants when shown something that is nothing.
+        data = "none" if leaf.unary else (leaf.check_data(object()) or "any value")
+        docs.append(RuleDoc(name, data, leaf.doc))
+    docs += [RuleDoc(name, "validations", doc) for name, doc in NESTED_RULES.items()]
+    return docs
