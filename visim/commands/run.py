@@ -50,18 +50,44 @@ def prepare_run_dir(config, resume: Path | None) -> Path:
     return run_dir
 
 
+def prepare_job(args, config) -> tuple[Path | None, Path]:
+    resume = resolve_resume(getattr(args, "resume", None), config)
+    return resume, prepare_run_dir(config, resume)
+
+
 def handle(args) -> int:
+    """The job, as one process or as one of torchrun's (then rank 0 alone writes)."""
+    from visim.engine import distributed
+
+    try:
+        return run_job(args)
+    except distributed.DistributedError as exc:
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.teardown()
+
+
+def run_job(args) -> int:
     from visim.config.errors import ConfigError
     from visim.config.load import load_config
+    from visim.engine import distributed
     from visim.engine.build import build_engine
     from visim.engine.checkpoint import CheckpointError
 
     config = load_config(args.config, args.set)
-    resume = resolve_resume(getattr(args, "resume", None), config)
-    run_dir = prepare_run_dir(config, resume)
+    distributed.setup(config.device)
+    # Rank 0 alone picks the checkpoint and creates the run directory; every rank learns both.
+    resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
+    main = distributed.is_main_process()
     try:
         engine = build_engine(
-            config, train=args.job != "test", run_dir=run_dir, resume=resume, weights=args.weights, quiet=args.quiet
+            config,
+            train=args.job != "test",
+            run_dir=run_dir if main else None,
+            resume=resume,
+            weights=args.weights,
+            quiet=args.quiet,
         )
         try:
             if args.job == "run":
@@ -75,6 +101,9 @@ def handle(args) -> int:
                 engine.test()
         finally:
             engine.close()
+            report = engine.loaders.bad_image_report()
+            if report:
+                engine.log(f"visim: {report}")
     except ConfigError:
         raise  # cli.main reports it with exit code 2
     except CheckpointError as exc:
@@ -83,6 +112,6 @@ def handle(args) -> int:
     except (OSError, ValueError, RuntimeError) as exc:  # bad data, missing files, diverging loss
         print(f"visim: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-    if not args.quiet:
+    if not args.quiet and main:
         print(f"run directory: {run_dir}")
     return 0

@@ -15,14 +15,10 @@ from attrs import validators as v
 from visim.hookspecs import hookimpl
 
 
-def torchreid_archs() -> list[str]:
-    from visim.models.torchreid_backbone import available_archs
-
-    return available_archs()
-
-
 def known_arch(instance, attribute, value: str) -> None:
-    archs = torchreid_archs()
+    """must be a torchreid architecture name"""
+    from visim.models.archs import TORCHREID_ARCHS as archs
+
     if value not in archs:
         close = difflib.get_close_matches(value, archs, n=3)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
@@ -30,6 +26,7 @@ def known_arch(instance, attribute, value: str) -> None:
 
 
 def existing_file(instance, attribute, value: str | None) -> None:
+    """must be an existing local file (nothing is downloaded)"""
     import os
 
     if value is not None and not os.path.isfile(value):
