@@ -1,0 +1,134 @@
+"""The engine end to end on the embedded digits data with a tiny CNN."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from visim.config.load import config_from_dict
+from visim.engine.build import build_engine
+from visim.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
+from visim.engine.engine import topk_correct
+from visim.engine.interrupt import GracefulInterrupt
+
+
+def tiny_config(tmp_path, **train_overrides) -> dict:
+    train = {
+        "epochs": 2,
+        "loss": {"name": "sum", "terms": [{"loss": "cross_entropy"}, {"loss": "triplet"}]},
+        "optimizer": {"name": "sgd", "lr": 0.05},
+        "scheduler": {"name": "step", "step_size": 1, "gamma": 0.5},
+        "save_interval": 1,
+    }
+    train.update(train_overrides)
+    return {
+        "name": "tiny",
+        "seed": 3,
+        "device": "cpu",
+        "log_dir": str(tmp_path / "runs"),
+        "data": {
+            "dataset": "digits",
+            "batch_size": 32,
+            "image_size": [16, 16],
+            "sampler": {"name": "identity", "num_instances": 8},
+        },
+        "model": {"name": "convnet", "width": 4, "embedding_dim": 16},
+        "train": train,
+        "test": {"metric": "euclidean", "topk_cmc": [1, 5]},
+    }
+
+
+def train_run(config: dict, run_dir, resume=None):
+    engine = build_engine(config_from_dict(config), run_dir=run_dir, resume=resume, quiet=True)
+    results = engine.run()
+    engine.close()
+    return engine, results
+
+
+def test_two_epochs_equal_one_then_resume_then_one(tmp_path):
+    straight, straight_results = train_run(tiny_config(tmp_path), tmp_path / "a")
+
+    train_run(tiny_config(tmp_path, epochs=1), tmp_path / "b")
+    resumed, resumed_results = train_run(
+        tiny_config(tmp_path), tmp_path / "b", resume=tmp_path / "b" / "checkpoints" / "last.pt"
+    )
+
+    assert resumed.epoch == straight.epoch == 2
+    assert resumed.global_step == straight.global_step
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed_results["mAP"] == straight_results["mAP"]
+    assert resumed_results["cmc"] == straight_results["cmc"]
+    assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"] == 0.0125
+
+
+def test_training_learns_and_writes_the_run_directory(tmp_path):
+    config = tiny_config(tmp_path, epochs=3, optimizer={"name": "adam", "lr": 0.003})
+    engine, results = train_run(config, tmp_path / "run")
+
+    first, last = engine.history[0], engine.history[-1]
+    assert last["loss"] < first["loss"] and last["acc@1"] > first["acc@1"] + 0.1
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert {p.name for p in checkpoints.iterdir()} >= {"last.pt", "best.pt", "epoch-001.pt", "epoch-003.pt"}
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert set(saved["cmc"]) == {"1", "5"}
+    assert saved["mAP"] == pytest.approx(results["mAP"])
+    assert saved["num_valid_queries"] + saved["num_skipped"] == saved["num_queries"]
+    state = load_checkpoint(checkpoints / "last.pt")
+    assert state["epoch"] == 3 and state["config"]["name"] == "tiny"
+    assert state["best_metric"] == pytest.approx(max(engine.best_metric, results["mAP"]))
+    assert not any(k.startswith("module.") for k in state["model"])
+
+
+def test_test_only_loads_weights(tmp_path):
+    engine, results = train_run(tiny_config(tmp_path, epochs=1), tmp_path / "run")
+    evaluator = build_engine(
+        config_from_dict(tiny_config(tmp_path)),
+        train=False,
+        weights=tmp_path / "run" / "checkpoints" / "last.pt",
+        quiet=True,
+    )
+    assert evaluator.test()["mAP"] == pytest.approx(results["mAP"])
+    assert evaluator.predict().shape == (len(evaluator.test_dl.dataset), 16)
+
+
+def test_corrupt_and_foreign_checkpoints_are_clear_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+        load_checkpoint(corrupt)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
+    with pytest.raises(CheckpointError, match="not a visim checkpoint"):
+        load_checkpoint(foreign)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_save_leaves_no_partial_file(tmp_path):
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("boom")
+
+    target = tmp_path / "ckpt.pt"
+    atomic_save({"ok": 1}, target)
+    with pytest.raises(RuntimeError, match="boom"):
+        atomic_save({"bad": Unpicklable()}, target)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+    assert torch.load(target, weights_only=True) == {"ok": 1}
+
+
+def test_topk_correct_counts_hits():
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.15, 0.05], [0.2, 0.3, 0.5]])
+    targets = torch.tensor([1, 1, 0])
+    assert topk_correct(logits, targets, (1, 2, 3)) == {1: 1, 2: 2, 3: 3}
+
+
+def test_second_interrupt_aborts_at_once():
+    interrupt = GracefulInterrupt()
+    interrupt._handle(2, None)
+    assert interrupt.requested
+    with pytest.raises(KeyboardInterrupt):
+        interrupt._handle(2, None)
