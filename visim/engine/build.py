@@ -6,6 +6,7 @@ from pathlib import Path
 
 from visim.config.errors import ConfigError, Problem
 from visim.config.schema import Experiment
+from visim.engine.distributed import shard_of_this_rank
 from visim.engine.engine import VisualSimilarityEngine, seed_everything
 
 
@@ -39,7 +40,7 @@ def build_engine(
     config = as_experiment(config)
     train = config.train is not None if train is None else train and config.train is not None
     seed_everything(config.seed)
-    loaders = build_loaders(config, train=train)
+    loaders = build_loaders(config, train=train, **shard_of_this_rank())  # DDP: a sampler share per rank
     expected = config.train.nof_classes if config.train else None
     if expected is not None and expected != loaders.num_classes:
         raise ConfigError(

@@ -32,7 +32,9 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        # This process's GPU only: reading every GPU's state would open a CUDA context on each
+        # from every DDP process.
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -43,7 +45,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state((name, keys.numpy(), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> Path:

@@ -22,15 +22,18 @@ from tqdm import tqdm
 
 from visim.config.schema import Experiment
 from visim.engine import checkpoint as ckpt
-from visim.engine.extract import Embeddings, extract
+from visim.engine import distributed
+from visim.engine.extract import Embeddings
 from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
 from visim.engine.report import format_epoch, format_results
 from visim.engine.rundir import CHECKPOINTS, safe_name
+from visim.engine.sharded_extract import extract_sharded
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def resolve_device(name: str) -> torch.device:
+    name = distributed.device_for_rank(name)  # under DDP each process drives GPU LOCAL_RANK
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -68,7 +71,7 @@ class VisualSimilarityEngine:
         run_dir: str | Path | None = None,
         metric=None,
         quiet: bool = False,
-        is_main_process: bool = True,
+        is_main_process: bool | None = None,
     ) -> None:
         if not isinstance(config, Experiment):
             from visim.config.load import config_from_dict
@@ -83,7 +86,8 @@ class VisualSimilarityEngine:
         self.metric = metric if metric is not None else config.test.metric.build()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
-        self.is_main_process = is_main_process
+        # None: ask torch.distributed (rank 0 writes; a single process always does).
+        self.is_main_process = distributed.is_main_process() if is_main_process is None else is_main_process
         self.model = self.configure_torch_module(model)
         self.loss = None
         if config.train is not None:
@@ -96,6 +100,7 @@ class VisualSimilarityEngine:
         self.global_step = 0
         self.best_metric: float | None = None
         self.last_results: dict[str, Any] | None = None
+        self.history: list[dict[str, Any]] = []  # per-epoch train stats (and test metrics)
         self._writer = None
         self._interrupt = GracefulInterrupt()
 
@@ -135,7 +140,8 @@ class VisualSimilarityEngine:
         if self.device.type == "cuda":
             module = module.to(memory_format=torch.channels_last)
         module.train(self.config.train is not None if train is None else train)
-        return module
+        # DDP only for training: extraction runs on the bare module (see extract).
+        return distributed.wrap_model(module, self.device) if self.train_dl is not None else module
 
     def set_model_mode(self, mode: str) -> None:
         if mode not in ("train", "test", "eval"):
@@ -184,6 +190,7 @@ class VisualSimilarityEngine:
                 if epoch % train.eval_interval == 0 or epoch == train.epochs:
                     metrics = self.test()
                 self.step_scheduler(metrics)
+                self.history.append({"epoch": epoch, **stats, "test": metrics})
                 self.log(format_epoch(epoch, train.epochs, stats, time.perf_counter() - started))
                 self.save_model(epoch, metrics, self.optimizer, self.lr_sched)
         self.start_epoch = self.epoch + 1
@@ -192,7 +199,8 @@ class VisualSimilarityEngine:
     def train_epoch(self, epoch: int) -> dict[str, float]:
         train = self.config.train
         # Reseeding per epoch makes a resumed run draw exactly what a straight run draws.
-        seed_everything(self.config.seed * 100_003 + epoch)
+        # The rank term gives every DDP process its own augmentation draws (rank 0 = single).
+        seed_everything(self.config.seed * 100_003 + epoch + 7_919 * distributed.rank())
         sampler = getattr(self.train_dl, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
@@ -206,6 +214,7 @@ class VisualSimilarityEngine:
             with self.autocast():
                 logits, embeddings = self.model(images)
                 loss = self.loss(logits, embeddings, targets)
+                loss = distributed.tie_outputs(loss, logits, embeddings)  # DDP wants every output's grad
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {self.global_step}")
             self.backward_step(loss)
@@ -220,6 +229,7 @@ class VisualSimilarityEngine:
                 self.terminate()
         stats = {"loss": total_loss / max(seen, 1), "lr": lr}
         stats.update({f"acc@{k}": c / max(seen, 1) for k, c in total_correct.items()})
+        stats.update(distributed.average_over_ranks({k: v for k, v in stats.items() if k != "lr"}))
         self.write_results(stats, "Train", step=epoch)
         return stats
 
@@ -254,7 +264,8 @@ class VisualSimilarityEngine:
 
     # -- testing --------------------------------------------------------------------------
     def extract(self, loader) -> Embeddings:
-        return extract(self.model, loader, self.get_data, self.device, self.autocast, self.progress_disabled)
+        model = unwrap(self.model)  # no DDP forward: ranks embed shares of unequal length
+        return extract_sharded(model, loader, self.get_data, self.device, self.autocast, self.progress_disabled)
 
     def predict(self) -> torch.Tensor:
         """The [N x E] embeddings of the query data (``test_dl``)."""
@@ -287,6 +298,7 @@ class VisualSimilarityEngine:
         if self.is_main_process:
             self.print_results(results)
             self.write_results(results, "Test", step=max(self.epoch, 0))
+            self.write_test_summaries(step=max(self.epoch, 0))
             if self.run_dir is not None:
                 (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
         self.last_results = results
@@ -398,22 +410,20 @@ class VisualSimilarityEngine:
             self.log(format_results(results))
 
     def write_results(self, results: dict[str, Any], prepend: str, step: int | None = None) -> None:
-        """Scalars (and dicts of scalars) of ``results`` to TensorBoard under ``prepend/``."""
+        """``results`` to TensorBoard under ``prepend/``: scalars, dicts, lists, images, text
+        (see :func:`visim.engine.tensorboard.write_results`)."""
         writer = self.writer
         if writer is None:
             return
-        step = self.epoch if step is None else step
-        for key, value in results.items():
-            if key == "cmc" and isinstance(value, dict):
-                for k, v in value.items():
-                    writer.add_scalar(f"{prepend}/rank-{k}", float(v), step)
-            elif isinstance(value, dict):
-                for k, v in value.items():
-                    if isinstance(v, (int, float)):
-                        writer.add_scalar(f"{prepend}/{key}/{k}", float(v), step)
-            elif isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
-                writer.add_scalar(f"{prepend}/{key}", float(value), step)
-        writer.flush()
+        from visim.engine.tensorboard import write_results
+
+        write_results(writer, results, prepend, self.epoch if step is None else step)
+
+    def write_test_summaries(self, step: int) -> None:
+        """hparams, distance histograms, ranked results and projector of the last test."""
+        from visim.engine.tensorboard import write_test_summaries
+
+        write_test_summaries(self, step)
 
     def log(self, message: str) -> None:
         if not self.is_main_process:
