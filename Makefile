@@ -20,7 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/visim run configs/demo.yaml
+	$(BIN)/visim run configs/demo.yaml --baseline
 
 lint: $(STAMP)
 	$(BIN)/ruff check visim plugins tests benchmarks docs
