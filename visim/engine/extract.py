@@ -1,4 +1,8 @@
-"""Embedding extraction: batches under inference mode into one preallocated output."""
+"""Embedding extraction: batches under inference mode into one preallocated output.
+
+The model runs under ``torch.inference_mode``; the output is an ordinary tensor, so callers
+may cache on it or modify it.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ def as_long(values) -> torch.Tensor:
     return values.long().cpu() if isinstance(values, torch.Tensor) else torch.as_tensor(values, dtype=torch.long)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def extract(model, loader, get_data: Callable, device, autocast: Callable, quiet: bool = True) -> Embeddings:
     """Embed every item of ``loader``; memory holds only the output, filled batch by batch."""
     was_training = model.training
@@ -36,7 +40,7 @@ def extract(model, loader, get_data: Callable, device, autocast: Callable, quiet
     pids, camids, paths, filled = [], [], [], 0
     try:
         for batch in tqdm(loader, desc="extract", leave=False, disable=quiet):
-            with autocast():
+            with torch.inference_mode(), autocast():  # the model runs without autograd records
                 features = model(get_data(batch))
             features = features.float().cpu()
             n = features.shape[0]

@@ -1,0 +1,138 @@
+"""``visim evaluate EMBEDDINGS_FILE``: rank saved embeddings again, without the model.
+
+Defaults come from the file (the metric, protocol and ranks of the config that wrote it), so
+``visim evaluate`` on the output of ``visim predict`` reports what ``visim test`` reported;
+every option overrides one of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "rank saved query/gallery embeddings (from `visim predict`) and report CMC, mAP, mINP"
+PROTOCOLS = ("market1501", "none", "exclude_self")
+NO_POSITIVE = ("skip", "zero", "error")
+AP_MODES = ("standard", "market_official")
+FALLBACK = {"metric": "euclidean", "protocol": "market1501", "topk_cmc": [1, 5, 10, 20], "no_positive": "skip", "ap": "standard", "max_rank": 50}
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("evaluate", help=HELP, description=HELP)
+    parser.add_argument("embeddings", metavar="EMBEDDINGS_FILE", help="a .npz or .pt file written by `visim predict`")
+    parser.add_argument(
+        "--metric",
+        metavar="NAME",
+        help="a registered metric, or a YAML mapping with params: '{name: minkowski, p: 3}' (default: the file's)",
+    )
+    parser.add_argument("--protocol", choices=PROTOCOLS, help="which gallery items count (default: the file's)")
+    parser.add_argument("--topk", type=positive_int, nargs="+", metavar="K", help="CMC ranks to report (default: the file's)")
+    parser.add_argument("--no-positive", choices=NO_POSITIVE, help="queries without any positive (default: the file's)")
+    parser.add_argument("--ap", choices=AP_MODES, help="AP definition (default: the file's)")
+    parser.add_argument("--max-rank", type=positive_int, metavar="N", help="CMC curve length (default: the file's)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    from visim.engine.export import EmbeddingsFileError, load_embeddings
+
+    try:
+        saved = load_embeddings(args.embeddings)
+    except EmbeddingsFileError as exc:
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return 2
+    options = resolve_options(args, saved.meta)
+    metric = build_metric(options["metric"])
+    if metric is None:
+        return 2
+    try:
+        results = rank(saved, metric, options)
+    except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        from visim.engine.report import format_results
+
+        print(f"{args.embeddings}: {len(saved.query)} queries, {len(saved.gallery)} gallery items, metric {describe_metric(options['metric'])}, protocol {options['protocol']}")
+        print(format_results(results))
+    return 0
+
+
+def resolve_options(args, meta: dict) -> dict:
+    chosen = {
+        "metric": parse_metric(args.metric) if args.metric is not None else None,
+        "protocol": args.protocol,
+        "topk_cmc": args.topk,
+        "no_positive": args.no_positive,
+        "ap": args.ap,
+        "max_rank": args.max_rank,
+    }
+    return {key: value if value is not None else meta.get(key, FALLBACK[key]) for key, value in chosen.items()}
+
+
+def parse_metric(text: str):
+    """``cosine`` stays a name; ``{name: minkowski, p: 3}`` becomes a mapping."""
+    import yaml
+
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            return yaml.safe_load(stripped)
+        except yaml.YAMLError:
+            return stripped  # reported as an unknown metric name, with the text as written
+    return stripped
+
+
+def build_metric(reference):
+    from visim.config.converter import structure
+    from visim.config.errors import ConfigError
+    from visim.config.refs import MetricRef
+
+    try:
+        return structure(reference, MetricRef, "--metric").build()
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"visim: error: {problem.message} @ {problem.path}", file=sys.stderr)
+        return None
+
+
+def describe_metric(reference) -> str:
+    if isinstance(reference, dict):
+        params = ", ".join(f"{k}={v}" for k, v in reference.items() if k != "name")
+        return f"{reference.get('name')}({params})" if params else str(reference.get("name"))
+    return str(reference)
+
+
+def rank(saved, metric, options: dict) -> dict:
+    from visim.evaluation import evaluate_embeddings
+
+    query, gallery = saved.query, saved.gallery
+    result = evaluate_embeddings(
+        query.embeddings,
+        gallery.embeddings,
+        metric,
+        query.pids,
+        gallery.pids,
+        query.camids,
+        gallery.camids,
+        topk=tuple(options["topk_cmc"]),
+        protocol=options["protocol"],
+        no_positive=options["no_positive"],
+        ap=options["ap"],
+        max_rank=options["max_rank"],
+    )
+    return result.as_dict()
