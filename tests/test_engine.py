@@ -29,7 +29,7 @@ def tiny_config(tmp_path, **train_overrides) -> dict:
         "device": "cpu",
         "log_dir": str(tmp_path / "runs"),
         "data": {
-            "dataset": "digits",
+            "dataset": {"name": "digits", "max_per_digit": 80},
             "batch_size": 32,
             "image_size": [16, 16],
             "sampler": {"name": "identity", "num_instances": 8},
@@ -65,7 +65,7 @@ def test_two_epochs_equal_one_then_resume_then_one(tmp_path):
 
 
 def test_training_learns_and_writes_the_run_directory(tmp_path):
-    config = tiny_config(tmp_path, epochs=3, optimizer={"name": "adam", "lr": 0.003})
+    config = tiny_config(tmp_path, epochs=3, optimizer={"name": "adam", "lr": 0.01}, scheduler=None)
     engine, results = train_run(config, tmp_path / "run")
 
     first, last = engine.history[0], engine.history[-1]
