@@ -81,6 +81,10 @@ class VisualSimilarityEngine:
         self.params_train = config.train
         self.params_test = config.test
         self.device = resolve_device(config.device)
+        if self.device.type == "cpu":
+            # Denormal floats (tiny activations of a fresh network) slow CPU convolutions by an
+            # order of magnitude: flushing them to zero made the demo 4x faster, same results.
+            torch.set_flush_denormal(True)
         self.precision = DTYPES[config.precision]
         self.test_dl, self.val_dl, self.train_dl = test_loader, val_loader, train_loader
         self.metric = metric if metric is not None else config.test.metric.build()
