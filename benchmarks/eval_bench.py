@@ -220,12 +220,9 @@ def check_identical(reference, other, label):
 def machine() -> str:
     import torch
 
-    cpu = platform.processor() or "cpu"
-    try:
-        model = [line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
-        cpu = model[0].split(":", 1)[1].strip()
-    except (OSError, IndexError):
-        pass
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line for line in cpuinfo.read_text().splitlines() if line.startswith("model name")] if cpuinfo.is_file() else []
+    cpu = names[0].split(":", 1)[1].strip() if names else (platform.processor() or "cpu")
     return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
             f"numpy {np.__version__}, Python {platform.python_version()}")
 

@@ -42,7 +42,7 @@ class FakeSamplerParams:
 
 @attrs.frozen
 class NoParams:
-    pass
+    """No parameters."""
 
 
 def build(params, **context):
