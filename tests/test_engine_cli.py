@@ -79,3 +79,12 @@ def test_ctrl_c_saves_exits_130_and_resumes(tmp_path):
     resumed = visim("train", config, "--resume", "auto", "--set", "train.epochs=2", "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     assert "epoch 2/2" in (only_run_dir(tmp_path) / "run.log").read_text()
+
+
+def test_data_errors_exit_1_with_one_line_also_in_run_log(tmp_path):
+    # Five training digits cannot fill batches of 32 / 4 = 8 identities.
+    done = visim("train", write_config(tmp_path), "--set", "data.sampler.num_instances=4", "--quiet")
+    assert done.returncode == 1
+    assert "visim: error: DataError: identity sampler cannot fill one batch" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "identity sampler cannot fill one batch" in (only_run_dir(tmp_path) / "run.log").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -73,11 +74,9 @@ def handle(args) -> int:
 
 
 def run_job(args) -> int:
-    from visim.config.errors import ConfigError
     from visim.config.load import load_config
     from visim.engine import distributed
-    from visim.engine.build import build_engine
-    from visim.engine.checkpoint import CheckpointError
+    from visim.engine.runlog import recorded_in
 
     config = load_config(args.config, args.set)
     if args.job == "train" and config.train is None:
@@ -87,6 +86,15 @@ def run_job(args) -> int:
     # Rank 0 alone picks the checkpoint and creates the run directory; every rank learns both.
     resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
     main = distributed.is_main_process()
+    with recorded_in(run_dir if main else None):
+        return run_engine(args, config, run_dir, resume, main)
+
+
+def run_engine(args, config, run_dir, resume, main: bool) -> int:
+    from visim.config.errors import ConfigError
+    from visim.engine.build import build_engine
+    from visim.engine.checkpoint import CheckpointError
+
     try:
         engine = build_engine(
             config,
@@ -113,14 +121,19 @@ def run_job(args) -> int:
     except ConfigError:
         raise  # cli.main reports it with exit code 2
     except CheckpointError as exc:
-        print(f"visim: error: {exc}", file=sys.stderr)
-        return 2
+        return report_error(str(exc), 2)
     except (OSError, ValueError, RuntimeError) as exc:  # bad data, missing files, diverging loss
-        print(f"visim: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return report_error(f"{type(exc).__name__}: {exc}", 1)
     if not args.quiet and main:
         print(f"run directory: {run_dir}")
     return 0
+
+
+def report_error(message: str, code: int) -> int:
+    """One line on stderr, and (as an INFO record of ``visim``) in the run's run.log."""
+    print(f"visim: error: {message}", file=sys.stderr)
+    logging.getLogger("visim.run").info("error: %s", message)
+    return code
 
 
 def run_with_baseline(engine) -> dict:
