@@ -88,3 +88,11 @@ def test_data_errors_exit_1_with_one_line_also_in_run_log(tmp_path):
     assert "visim: error: DataError: identity sampler cannot fill one batch" in done.stderr
     assert "Traceback" not in done.stderr
     assert "identity sampler cannot fill one batch" in (only_run_dir(tmp_path) / "run.log").read_text()
+
+
+def test_a_missing_checkpoint_is_refused_before_any_run_directory_is_made(tmp_path):
+    config = write_config(tmp_path)
+    for flag in ("--resume", "--weights"):
+        done = visim("run", config, flag, str(tmp_path / "missing.pt"))
+        assert done.returncode == 2 and "checkpoint not found" in done.stderr
+    assert not (tmp_path / "runs").exists()

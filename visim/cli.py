@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ComponentError, PluginError) as exc:
         print(f"visim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("visim: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # TrainingInterrupted says where the state was saved
+        print(f"visim: {exc}" if str(exc) else "visim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `visim components | head`
         # Python flushes stdout again at exit and would complain about the closed pipe.

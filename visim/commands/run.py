@@ -46,18 +46,16 @@ def resolve_resume(resume: str | None, config) -> Path | None:
     return Path(resume)
 
 
-def prepare_run_dir(config, resume: Path | None) -> Path:
-    from visim.config.load import dump_config
+def prepare_job(args, config) -> tuple[Path | None, Path]:
+    """The checkpoint to resume and the run directory (a resumed run keeps its own)."""
+    from visim.engine.checkpoint import CheckpointError
     from visim.engine.rundir import create_run_dir, run_dir_of
 
-    run_dir = (run_dir_of(resume) if resume else None) or create_run_dir(config.log_dir, config.name)
-    (run_dir / "config.yaml").write_text(dump_config(config))
-    return run_dir
-
-
-def prepare_job(args, config) -> tuple[Path | None, Path]:
     resume = resolve_resume(getattr(args, "resume", None), config)
-    return resume, prepare_run_dir(config, resume)
+    for path in (resume, args.weights):  # before any directory is made for a doomed run
+        if path is not None and not Path(path).is_file():
+            raise CheckpointError(f"checkpoint not found: {path}")
+    return resume, (run_dir_of(resume) if resume else None) or create_run_dir(config.log_dir, config.name)
 
 
 def handle(args) -> int:
@@ -76,6 +74,7 @@ def handle(args) -> int:
 def run_job(args) -> int:
     from visim.config.load import load_config
     from visim.engine import distributed
+    from visim.engine.checkpoint import CheckpointError
     from visim.engine.runlog import recorded_in
 
     config = load_config(args.config, args.set)
@@ -84,7 +83,12 @@ def run_job(args) -> int:
         return 2
     distributed.setup(config.device)
     # Rank 0 alone picks the checkpoint and creates the run directory; every rank learns both.
-    resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
+    try:
+        resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
+    except CheckpointError as exc:
+        return report_error(str(exc), 2)
+    except OSError as exc:
+        return report_error(f"cannot create the run directory under {config.log_dir!r}: {exc}", 1)
     main = distributed.is_main_process()
     with recorded_in(run_dir if main else None):
         return run_engine(args, config, run_dir, resume, main)
@@ -92,6 +96,7 @@ def run_job(args) -> int:
 
 def run_engine(args, config, run_dir, resume, main: bool) -> int:
     from visim.config.errors import ConfigError
+    from visim.config.load import dump_config
     from visim.engine.build import build_engine
     from visim.engine.checkpoint import CheckpointError
 
@@ -104,6 +109,8 @@ def run_engine(args, config, run_dir, resume, main: bool) -> int:
             weights=args.weights,
             quiet=args.quiet,
         )
+        if main:  # only once the config and any checkpoint proved to fit
+            (run_dir / "config.yaml").write_text(dump_config(config))
         try:
             if args.job == "run" and args.baseline:
                 run_with_baseline(engine)

@@ -215,7 +215,11 @@ class Experiment:
         validator=rules.longer_eq(1),
         metadata=doc("Experiment name; runs go to ``<log_dir>/<name>/<run_id>/``."),
     )
-    seed: int = attrs.field(default=0, metadata=doc("Seed of every random number generator."))
+    seed: int = attrs.field(
+        default=0,
+        validator=rules.within(0, 2**32 - 1),
+        metadata=doc("Seed of every random number generator (0 .. 2**32 - 1)."),
+    )
     device: str = attrs.field(
         default="auto",
         validator=matches(DEVICE_RE, "auto, cpu, cuda or cuda:N"),

@@ -205,7 +205,7 @@ class VisualSimilarityEngine:
         train = self.config.train
         # Reseeding per epoch makes a resumed run draw exactly what a straight run draws.
         # The rank term gives every DDP process its own augmentation draws (rank 0 = single).
-        seed_everything(self.config.seed * 100_003 + epoch + 7_919 * distributed.rank())
+        seed_everything((self.config.seed * 100_003 + epoch + 7_919 * distributed.rank()) % 2**63)
         sampler = getattr(self.train_dl, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)

@@ -11,7 +11,8 @@ CHECKPOINTS = "checkpoints"
 
 def safe_name(name: str) -> str:
     """A name usable in file paths: spaces and odd characters become underscores."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()) or "run"
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip())
+    return safe if safe.strip(".") else "run"  # "" or ".." must not leave log_dir
 
 
 def create_run_dir(log_dir: str | Path, name: str) -> Path:
