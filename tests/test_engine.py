@@ -132,3 +132,21 @@ def test_second_interrupt_aborts_at_once():
     assert interrupt.requested
     with pytest.raises(KeyboardInterrupt):
         interrupt._handle(2, None)
+
+
+def test_ctrl_c_during_evaluation_stops_after_the_whole_epoch(tmp_path):
+    from visim.engine.interrupt import TrainingInterrupted
+
+    engine = build_engine(config_from_dict(tiny_config(tmp_path, epochs=3)), run_dir=tmp_path / "run", quiet=True)
+    evaluate = engine.test
+
+    def test_then_interrupt():
+        results = evaluate()
+        engine._interrupt.requested = True  # as the SIGINT handler does
+        return results
+
+    engine.test = test_then_interrupt
+    with pytest.raises(TrainingInterrupted, match="after epoch 1"):
+        engine.train_model()
+    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "interrupted.pt")
+    assert saved["epoch"] == 1 and load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1

@@ -198,6 +198,10 @@ class VisualSimilarityEngine:
                 self.history.append({"epoch": epoch, **stats, "test": metrics})
                 self.log(format_epoch(epoch, train.epochs, stats, time.perf_counter() - started))
                 self.save_model(epoch, metrics, self.optimizer, self.lr_sched)
+                if self._interrupt.requested:  # Ctrl+C during the evaluation: this epoch is whole
+                    self.save_model(epoch, None, self.optimizer, self.lr_sched, tag="interrupted")
+                    self.close()
+                    raise TrainingInterrupted(f"interrupted after epoch {epoch}; state saved in {self.run_dir}")
         self.start_epoch = self.epoch + 1
         return self.optimizer
 
