@@ -265,7 +265,7 @@ def test_broken_distribution_can_be_disabled(broken_site):
 # Records who imports torch (or torchvision / torchreid) first, so a failure names the module.
 NO_TORCH_SCRIPT = textwrap.dedent(
     """
-    import sys, traceback
+    import contextlib, sys, traceback
 
     HEAVY = ("torch", "torchvision", "torchreid")
     importers = []
@@ -283,10 +283,8 @@ NO_TORCH_SCRIPT = textwrap.dedent(
     import visim.cli
     visim.get_registry()
     for argv in (["plugins"], ["plugins", "--json"], ["components"], ["--help"]):
-        try:
+        with contextlib.suppress(SystemExit):  # --help exits
             visim.cli.main(argv)
-        except SystemExit:
-            pass
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)
     print("IMPORTERS", importers)
     print("LOADED", loaded)

@@ -131,7 +131,7 @@ from visim import hookimpl
 
 @attrs.frozen
 class NoParams:
-    pass
+    '''No parameters.'''
 
 @hookimpl
 def register_models(register):

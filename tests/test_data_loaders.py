@@ -115,8 +115,7 @@ def test_corrupt_image_errors_when_loaded_and_is_skipped_with_skip(tmp_path):
     write_corrupt(data_dir / "bounding_box_train" / "0007_c2s1_009999_01.jpg")
     loaders = build_loaders(market_config(tmp_path, sampler="sequential"))
     with pytest.raises(DataError, match=r"0007_c2s1_009999_01\.jpg' \(index 3 of the train split\)"):
-        for _ in loaders.train:
-            pass
+        list(loaders.train)  # the bad image is met while loading its batch
 
     loaders = build_loaders(market_config(tmp_path, sampler="sequential", on_bad_image="skip"))
     assert [str(b).split(" ")[0] for b in loaders.bad_images] == ["train[3]"]

@@ -41,7 +41,7 @@ OBJECT_PLUGIN = """
 
     @attrs.frozen
     class NoParams:
-        pass
+        '''No parameters.'''
 
     class Plugin:
         @hookimpl
@@ -96,7 +96,7 @@ def twin(tag: str) -> str:
 
     @attrs.frozen
     class P:
-        pass
+        '''No parameters.'''
 
     def build(params):
         return "{tag}"
