@@ -18,11 +18,11 @@ from torch import nn
 
 from tests.test_engine import tiny_config
 from visim.config.load import config_from_dict
-from visim.engine import distributed
+from visim.distributed import group as distributed
+from visim.distributed.sharded_extract import shard_indices
 from visim.engine.build import build_engine
 from visim.engine.checkpoint import load_checkpoint
 from visim.engine.engine import unwrap
-from visim.engine.sharded_extract import shard_indices
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 

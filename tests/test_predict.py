@@ -15,14 +15,14 @@ from tests.test_engine import tiny_config
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
-from visim.engine.export import (
+from visim.engine.extract import Embeddings
+from visim.evaluation import evaluate_embeddings
+from visim.outputs.embeddings import (
     EmbeddingsFileError,
     load_embeddings,
     save_embeddings,
     write_embeddings,
 )
-from visim.engine.extract import Embeddings
-from visim.evaluation import evaluate_embeddings
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from tests.test_engine import tiny_config
 from visim.config.load import config_from_dict
-from visim.engine import ranked
 from visim.engine.build import build_engine
-from visim.engine.tensorboard import TensorBoardWarning, hparam_value, subsample, write_results
+from visim.outputs import ranked
+from visim.outputs.tensorboard import TensorBoardWarning, hparam_value, subsample, write_results
 
 MAX_EMBEDS = 50
 

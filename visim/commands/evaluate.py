@@ -46,7 +46,7 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from visim.engine.export import EmbeddingsFileError, load_embeddings
+    from visim.outputs.embeddings import EmbeddingsFileError, load_embeddings
 
     try:
         saved = load_embeddings(args.embeddings)
@@ -65,7 +65,7 @@ def handle(args) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        from visim.engine.report import format_results
+        from visim.outputs.report import format_results
 
         print(f"{args.embeddings}: {len(saved.query)} queries, {len(saved.gallery)} gallery items, metric {describe_metric(options['metric'])}, protocol {options['protocol']}")
         print(format_results(results))

@@ -19,7 +19,7 @@ def add_parser(subparsers) -> None:
 
 def handle(args) -> int:
     from visim.config.load import load_config
-    from visim.engine.export import EmbeddingsFileError, check_suffix
+    from visim.outputs.embeddings import EmbeddingsFileError, check_suffix
 
     try:
         check_suffix(args.out)  # before the slow part: a typo in --out is found at once
@@ -36,7 +36,7 @@ def predict(config, args) -> int:
     from visim.config.errors import ConfigError
     from visim.engine.build import build_engine
     from visim.engine.checkpoint import CheckpointError
-    from visim.engine.export import export_embeddings
+    from visim.outputs.embeddings import export_embeddings
 
     try:
         engine = build_engine(config, train=False, weights=args.weights, quiet=args.quiet)

@@ -34,7 +34,7 @@ def add_parser(subparsers) -> None:
 
 
 def resolve_resume(resume: str | None, config) -> Path | None:
-    from visim.engine.rundir import latest_checkpoint
+    from visim.outputs.rundir import latest_checkpoint
 
     if resume is None:
         return None
@@ -49,7 +49,7 @@ def resolve_resume(resume: str | None, config) -> Path | None:
 def prepare_job(args, config) -> tuple[Path | None, Path]:
     """The checkpoint to resume and the run directory (a resumed run keeps its own)."""
     from visim.engine.checkpoint import CheckpointError
-    from visim.engine.rundir import create_run_dir, run_dir_of
+    from visim.outputs.rundir import create_run_dir, run_dir_of
 
     resume = resolve_resume(getattr(args, "resume", None), config)
     for path in (resume, args.weights):  # before any directory is made for a doomed run
@@ -60,7 +60,7 @@ def prepare_job(args, config) -> tuple[Path | None, Path]:
 
 def handle(args) -> int:
     """The job, as one process or as one of torchrun's (then rank 0 alone writes)."""
-    from visim.engine import distributed
+    from visim.distributed import group as distributed
 
     try:
         return run_job(args)
@@ -73,9 +73,9 @@ def handle(args) -> int:
 
 def run_job(args) -> int:
     from visim.config.load import load_config
-    from visim.engine import distributed
+    from visim.distributed import group as distributed
     from visim.engine.checkpoint import CheckpointError
-    from visim.engine.runlog import recorded_in
+    from visim.outputs.runlog import recorded_in
 
     config = load_config(args.config, args.set)
     if args.job == "train" and config.train is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from visim.config.errors import ConfigError, Problem
 from visim.config.schema import Experiment
-from visim.engine.distributed import shard_of_this_rank
+from visim.distributed.group import shard_of_this_rank
 from visim.engine.engine import VisualSimilarityEngine, seed_everything
 
 

@@ -21,13 +21,13 @@ from torch import nn
 from tqdm import tqdm
 
 from visim.config.schema import Experiment
+from visim.distributed import group as distributed
+from visim.distributed.sharded_extract import extract_sharded
 from visim.engine import checkpoint as ckpt
-from visim.engine import distributed
 from visim.engine.extract import Embeddings
 from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
-from visim.engine.report import format_epoch, format_results
-from visim.engine.rundir import CHECKPOINTS, safe_name
-from visim.engine.sharded_extract import extract_sharded
+from visim.outputs.report import format_epoch, format_results
+from visim.outputs.rundir import CHECKPOINTS, safe_name
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -420,17 +420,17 @@ class VisualSimilarityEngine:
 
     def write_results(self, results: dict[str, Any], prepend: str, step: int | None = None) -> None:
         """``results`` to TensorBoard under ``prepend/``: scalars, dicts, lists, images, text
-        (see :func:`visim.engine.tensorboard.write_results`)."""
+        (see :func:`visim.outputs.tensorboard.write_results`)."""
         writer = self.writer
         if writer is None:
             return
-        from visim.engine.tensorboard import write_results
+        from visim.outputs.tensorboard import write_results
 
         write_results(writer, results, prepend, self.epoch if step is None else step)
 
     def write_test_summaries(self, step: int) -> None:
         """hparams, distance histograms, ranked results and projector of the last test."""
-        from visim.engine.tensorboard import write_test_summaries
+        from visim.outputs.tensorboard import write_test_summaries
 
         write_test_summaries(self, step)
 

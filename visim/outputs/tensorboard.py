@@ -281,8 +281,8 @@ def write_test_summaries(engine, step: int) -> None:
     result, query, gallery = engine.last_result, engine.last_query, engine.last_gallery
     if writer is None or result is None:
         return
-    from visim.engine.ranked import image_loader, write_ranked_results
     from visim.evaluation.labels import Labels
+    from visim.outputs.ranked import image_loader, write_ranked_results
 
     test = engine.config.test
     metric_tags = [f"Test/rank-{k}" for k in result.cmc_at] + ["Test/mAP", "Test/mINP"]

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, SequentialSampler, Subset
 
-from visim.engine.distributed import broadcast_buffers, rank, world_size
+from visim.distributed.group import broadcast_buffers, rank, world_size
 from visim.engine.extract import Embeddings, extract
 
 # Bytes of embeddings in flight per all_gather round (summed over ranks).
