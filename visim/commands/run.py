@@ -99,6 +99,7 @@ def run_engine(args, config, run_dir, resume, main: bool) -> int:
     from visim.config.load import dump_config
     from visim.engine.build import build_engine
     from visim.engine.checkpoint import CheckpointError
+    from visim.outputs.atomic import write_text
 
     try:
         engine = build_engine(
@@ -110,7 +111,7 @@ def run_engine(args, config, run_dir, resume, main: bool) -> int:
             quiet=args.quiet,
         )
         if main:  # only once the config and any checkpoint proved to fit
-            (run_dir / "config.yaml").write_text(dump_config(config))
+            write_text(run_dir / "config.yaml", dump_config(config))
         try:
             if args.job == "run" and args.baseline:
                 run_with_baseline(engine)

@@ -53,11 +53,11 @@ def build_engine(
         loaders.query,
         loaders.gallery,
         train_loader=loaders.train if train else None,
+        loaders=loaders,
         run_dir=run_dir,
         quiet=quiet,
         **engine_kwargs,
     )
-    engine.loaders = loaders
     if resume is not None:
         engine.load_model(resume)
     if weights is not None:

@@ -2,7 +2,7 @@
 
 The interface is the original engine's (``run``, ``train_model``, ``test``, ``evaluate``,
 ``predict``, ``save_model``, ``load_model``, ...); ``test_dl`` holds the query data and
-``val_dl`` the gallery, as there.
+``val_dl`` the gallery, as there (inside, they are ``query_loader`` and ``gallery_loader``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,8 +26,13 @@ from visim.distributed.sharded_extract import extract_sharded
 from visim.engine import checkpoint as ckpt
 from visim.engine.extract import Embeddings
 from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
+from visim.outputs.atomic import write_text
 from visim.outputs.report import format_epoch, format_results
 from visim.outputs.rundir import CHECKPOINTS, safe_name
+from visim.outputs.runlog import CONSOLE, hold_run_log
+
+if TYPE_CHECKING:
+    from visim.data.loaders import Loaders
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -68,6 +73,7 @@ class VisualSimilarityEngine:
         val_loader,
         *,
         train_loader=None,
+        loaders: Loaders | None = None,
         run_dir: str | Path | None = None,
         metric=None,
         quiet: bool = False,
@@ -78,15 +84,14 @@ class VisualSimilarityEngine:
 
             config = config_from_dict(config)
         self.config = config
-        self.params_train = config.train
-        self.params_test = config.test
         self.device = resolve_device(config.device)
         if self.device.type == "cpu":
             # Denormal floats (tiny activations of a fresh network) slow CPU convolutions by an
             # order of magnitude: flushing them to zero made the demo 4x faster, same results.
             torch.set_flush_denormal(True)
         self.precision = DTYPES[config.precision]
-        self.test_dl, self.val_dl, self.train_dl = test_loader, val_loader, train_loader
+        self.query_loader, self.gallery_loader, self.train_dl = test_loader, val_loader, train_loader
+        self.loaders = loaders  # what build_loaders made, if it did: the dataset, bad-image report
         self.metric = metric if metric is not None else config.test.metric.build()
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
@@ -104,9 +109,14 @@ class VisualSimilarityEngine:
         self.global_step = 0
         self.best_metric: float | None = None
         self.last_results: dict[str, Any] | None = None
+        self.last_result = None  # the last test's RankingResult, query and gallery Embeddings
+        self.last_query: Embeddings | None = None
+        self.last_gallery: Embeddings | None = None
         self.history: list[dict[str, Any]] = []  # per-epoch train stats (and test metrics)
         self._writer = None
         self._interrupt = GracefulInterrupt()
+        # run.log records what this engine prints, until close() (or garbage collection).
+        self._run_log = hold_run_log(self, self.run_dir) if self.run_dir is not None and self.is_main_process else None
 
     # -- attributes of the original ----------------------------------------------------------
     @property
@@ -116,6 +126,24 @@ class VisualSimilarityEngine:
     @property
     def name_safe(self) -> str:
         return safe_name(self.config.name)
+
+    @property
+    def test_dl(self):
+        """The query data (the original engine's name)."""
+        return self.query_loader
+
+    @test_dl.setter
+    def test_dl(self, loader) -> None:
+        self.query_loader = loader
+
+    @property
+    def val_dl(self):
+        """The gallery data (the original engine's name)."""
+        return self.gallery_loader
+
+    @val_dl.setter
+    def val_dl(self, loader) -> None:
+        self.gallery_loader = loader
 
     @property
     def is_training(self) -> bool:
@@ -278,14 +306,14 @@ class VisualSimilarityEngine:
 
     def predict(self) -> torch.Tensor:
         """The [N x E] embeddings of the query data (``test_dl``)."""
-        return self.extract(self.test_dl).embeddings
+        return self.extract(self.query_loader).embeddings
 
     def test(self) -> dict[str, Any]:
         """Embed query and gallery, rank with the metric, report CMC, mAP and mINP."""
         from visim.evaluation import evaluate_embeddings
 
         test = self.config.test
-        query, gallery = self.extract(self.test_dl), self.extract(self.val_dl)
+        query, gallery = self.extract(self.query_loader), self.extract(self.gallery_loader)
         result = evaluate_embeddings(
             query.embeddings,
             gallery.embeddings,
@@ -309,7 +337,7 @@ class VisualSimilarityEngine:
             self.write_results(results, "Test", step=max(self.epoch, 0))
             self.write_test_summaries(step=max(self.epoch, 0))
             if self.run_dir is not None:
-                (self.run_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+                write_text(self.run_dir / "results.json", json.dumps(results, indent=2) + "\n")
         self.last_results = results
         return results
 
@@ -393,6 +421,8 @@ class VisualSimilarityEngine:
             self._writer.flush()
             self._writer.close()
             self._writer = None
+        if self._run_log is not None:
+            self._run_log()  # stop recording into run.log (once)
 
     # -- reporting ------------------------------------------------------------------------
     def get_hparam_dict(self) -> dict[str, Any]:
@@ -430,18 +460,30 @@ class VisualSimilarityEngine:
 
     def write_test_summaries(self, step: int) -> None:
         """hparams, distance histograms, ranked results and projector of the last test."""
-        from visim.outputs.tensorboard import write_test_summaries
+        writer = self.writer
+        if writer is None or self.last_result is None:
+            return
+        from visim.outputs.ranked import image_loader
+        from visim.outputs.tensorboard import TestSummary, write_test_summaries
 
-        write_test_summaries(self, step)
+        query, gallery = self.last_query, self.last_gallery
+        write_test_summaries(
+            writer,
+            TestSummary(self.last_result, query, gallery, step),
+            metric=self.metric,
+            config=self.config,
+            hparams=self.get_hparam_dict(),
+            run_dir=self.run_dir,
+            load_image=image_loader(getattr(self.loaders, "data", None), query, gallery),
+        )
 
     def log(self, message: str) -> None:
+        """Print ``message`` (unless quiet) and record it in ``run.log``."""
         if not self.is_main_process:
             return
         if not self.quiet:
             print(message, flush=True)
-        if self.run_dir is not None:
-            with open(self.run_dir / "run.log", "a", encoding="utf-8") as handle:
-                handle.write(message + "\n")
+        CONSOLE.info(message, extra={"run_dir": self.run_dir})
 
     def validate_params(self, validations: dict, attrib_name: str = "params") -> None:
         """The original's per-key validation over this engine's train and test parameters."""

@@ -27,10 +27,6 @@ def torchreid_models():
     return models
 
 
-def available_archs() -> list[str]:
-    return sorted(torchreid_models().__model_factory)
-
-
 class TorchreidModel(nn.Module):
     """A torchreid network; ``embedding_dim`` is discovered from the network itself."""
 

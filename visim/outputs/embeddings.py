@@ -2,8 +2,8 @@
 
 ``export_embeddings`` extracts one split at a time and writes it before the next is embedded,
 so an ``.npz`` export holds at most one split's output in memory (a ``.pt`` file is written by
-a single ``torch.save``, so it holds both). Files are written to a temporary name and renamed,
-so an interrupted export never leaves a truncated file behind.
+a single ``torch.save``, so it holds both). Files are written through
+:func:`visim.outputs.atomic.atomic_write`, so an interrupted export never leaves a truncated file.
 
 Layout (``<split>`` is ``query`` or ``gallery``)::
 
@@ -19,7 +19,6 @@ so ``visim evaluate`` reproduces ``visim test`` without options.
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from visim.engine.extract import Embeddings
+from visim.outputs.atomic import atomic_write
 
 FORMAT = "visim-embeddings"
 VERSION = 1
@@ -87,12 +87,10 @@ def export_embeddings(engine, path: str | Path, meta: Mapping[str, Any] | None =
 def write_embeddings(path: str | Path, embed: Callable[[str], Embeddings], meta: Mapping[str, Any]) -> dict[str, int]:
     """Write ``embed("query")`` and ``embed("gallery")`` to ``path`` (.npz or .pt), atomically."""
     path = check_suffix(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     counts: dict[str, int] = {}
-    try:
+    with atomic_write(path) as handle:
         if path.suffix.lower() == ".npz":
-            with zipfile.ZipFile(temporary, "w", allowZip64=True) as archive:
+            with zipfile.ZipFile(handle, "w", allowZip64=True) as archive:
                 for split in SPLITS:
                     item = embed(split)  # one split in memory at a time
                     counts[split] = len(item)
@@ -111,10 +109,7 @@ def write_embeddings(path: str | Path, embed: Callable[[str], Embeddings], meta:
                     "camids": item.camids,
                     "paths": list(item.paths),
                 }
-            torch.save(state, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+            torch.save(state, handle)
     return counts
 
 

@@ -166,11 +166,11 @@ def ranked_rows(result, query, gallery, metric, labels, count: int, topk: int) -
     return out
 
 
-def image_loader(engine, query, gallery) -> Callable[[str, int], object]:
+def image_loader(data, query, gallery) -> Callable[[str, int], object]:
     """``load(split, index)``: the original image of a query or gallery item, as a PIL image.
 
-    Images come from the engine's dataset (``engine.loaders.data.load_image``, which also
-    serves in-memory datasets) or, without one, from the file at the item's path. An image that
+    Images come from ``data`` (a dataset's ``load_image``, which also serves in-memory
+    datasets) or, when ``data`` is None, from the file at the item's path. An image that
     cannot be read is drawn grey, with one warning.
     """
     import warnings
@@ -179,7 +179,6 @@ def image_loader(engine, query, gallery) -> Callable[[str, int], object]:
 
     from visim.data.records import Record, read_image_file
 
-    data = getattr(getattr(engine, "loaders", None), "data", None)
     splits = {"query": query, "gallery": gallery}
     warned = []
 
@@ -203,14 +202,12 @@ def write_ranked_results(writer, run_dir, result, query, gallery, metric, labels
     ``test`` is the test config (``ranked_queries``, ``ranked_topk``); ``image_size`` the
     configured ``(height, width)``, which sets the cells' aspect ratio.
     """
-    import os
+    from visim.outputs.atomic import atomic_write
 
     rows = ranked_rows(result, query, gallery, metric, labels, test.ranked_queries, test.ranked_topk)
     if not rows:
         return
     grid = render_grid(rows, load, test.ranked_topk, cell_size(image_size))
-    target = run_dir / "ranked_results.png"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    grid.save(temporary, format="PNG")
-    os.replace(temporary, target)
+    with atomic_write(run_dir / "ranked_results.png") as handle:
+        grid.save(handle, format="PNG")
     writer.add_image("Test/ranked_results", np.asarray(grid), step, dataformats="HWC")

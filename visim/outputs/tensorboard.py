@@ -19,9 +19,14 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from numbers import Number
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import attrs
 import numpy as np
+
+if TYPE_CHECKING:  # torch stays unimported until something is written
+    from visim.engine.extract import Embeddings
+    from visim.evaluation.result import RankingResult
 
 # A numeric sequence up to this long is written as one scalar per item (e.g. a CMC curve);
 # a longer one as a histogram (e.g. per-query AP).
@@ -274,34 +279,44 @@ def write_distance_histograms(writer, positive, negative, step: int, *, similari
 
 
 # -- everything after a test -----------------------------------------------------------------
-def write_test_summaries(engine, step: int) -> None:
-    """hparams, distance histograms, the ranked-results grid (also ``ranked_results.png``) and
-    the projector (per ``test.write_embeds``) for the engine's last test."""
-    writer = engine.writer
-    result, query, gallery = engine.last_result, engine.last_query, engine.last_gallery
-    if writer is None or result is None:
-        return
-    from visim.evaluation.labels import Labels
-    from visim.outputs.ranked import image_loader, write_ranked_results
+@attrs.frozen
+class TestSummary:
+    """What one test produced: the ranking, the embeddings it ranked, the step to file it at."""
 
-    test = engine.config.test
+    result: RankingResult
+    query: Embeddings
+    gallery: Embeddings
+    step: int
+
+
+def write_test_summaries(writer, summary: TestSummary, *, metric, config, hparams: Mapping[str, Any], run_dir, load_image) -> None:
+    """hparams, distance histograms, the ranked-results grid (also ``run_dir/ranked_results.png``)
+    and the projector (per ``config.test.write_embeds``) of one test.
+
+    ``config`` is the run's Experiment, ``hparams`` the flat parameters for the HParams tab,
+    ``load_image(split, index)`` the PIL image of a query or gallery item.
+    """
+    from visim.evaluation.labels import Labels
+    from visim.outputs.ranked import write_ranked_results
+
+    result, query, gallery, step = summary.result, summary.query, summary.gallery, summary.step
+    test = config.test
     metric_tags = [f"Test/rank-{k}" for k in result.cmc_at] + ["Test/mAP", "Test/mINP"]
-    write_hparams(writer, engine.get_hparam_dict(), metric_tags)
+    write_hparams(writer, hparams, metric_tags)
     labels = Labels(
         query.pids, gallery.pids, query.camids, gallery.camids, protocol=test.protocol, shape=(len(query), len(gallery))
     )
-    similarity = bool(getattr(engine.metric, "higher_is_better", False))
-    positive, negative = pair_distances(query, gallery, engine.metric, labels, memory_budget=test.memory_budget)
+    similarity = bool(getattr(metric, "higher_is_better", False))
+    positive, negative = pair_distances(query, gallery, metric, labels, memory_budget=test.memory_budget)
     write_distance_histograms(writer, positive, negative, step, similarity=similarity)
-    load = image_loader(engine, query, gallery)
-    if test.ranked_queries > 0 and engine.run_dir is not None:
+    if test.ranked_queries > 0 and run_dir is not None:
         write_ranked_results(
-            writer, engine.run_dir, result, query, gallery, engine.metric, labels, load, test, engine.config.data.image_size, step
+            writer, run_dir, result, query, gallery, metric, labels, load_image, test, config.data.image_size, step
         )
     for split, embeddings, wanted in zip(("query", "gallery"), (query, gallery), test.write_embeds):
-        if wanted and not projector_written(engine.run_dir, split, step):
+        if wanted and not projector_written(run_dir, split, step):
             indices = subsample(len(embeddings), test.max_embeds)
-            thumbnails = square_thumbnails([load(split, i) for i in indices.tolist()])
+            thumbnails = square_thumbnails([load_image(split, i) for i in indices.tolist()])
             write_projector(writer, split, embeddings, indices, thumbnails, step)
     writer.flush()
 

@@ -1,0 +1,60 @@
+"""The one way a run writes a file: all of it or nothing.
+
+Checkpoints, ``results.json``, ``config.yaml``, saved embeddings and pictures are written to a
+temporary file in the target's folder, flushed to disk, then renamed over the target. A crash,
+a full disk or Ctrl+C mid-write leaves the previous file as it was and no temporary behind.
+(TensorBoard event files and ``run.log`` are append-only streams, written by their libraries.)
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """An open temporary file that becomes ``path`` when the block ends without an exception.
+
+    ``mode`` is ``"wb"`` (binary) or ``"w"`` (UTF-8 text). Missing parent folders are created.
+    """
+    if mode not in ("wb", "w"):
+        raise ValueError(f"mode must be 'wb' or 'w' (got {mode!r})")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # Mode 0o666 under the umask, as a plain open() would make it (mkstemp's 0o600 would not).
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    sync_folder(path.parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """``text`` into ``path`` (UTF-8), atomically."""
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+    return Path(path)
