@@ -14,11 +14,7 @@ import pkgutil
 import sys
 
 from visim import __version__, commands
-from visim.config.errors import ConfigError
-from visim.plugins import PluginError
-from visim.registry import ComponentError
-
-EXIT_OK, EXIT_USAGE, EXIT_INTERRUPTED = 0, 2, 130
+from visim.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, VisimError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return int(args.handler(args) or 0)
-    except ConfigError as exc:
-        source = getattr(args, "config", None) or "config"
-        print(exc.report(source), file=sys.stderr)
-        return EXIT_USAGE
-    except (ComponentError, PluginError) as exc:
-        print(f"visim: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except VisimError as exc:  # every error a command reports: one place, its own exit code
+        print(exc.report(getattr(args, "config", None) or "config"), file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where the state was saved
         print(f"visim: {exc}" if str(exc) else "visim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

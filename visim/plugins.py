@@ -19,6 +19,7 @@ import attrs
 import pluggy
 
 from visim import hookspecs
+from visim.errors import EXIT_USAGE, VisimError
 from visim.registry import (
     KINDS,
     Component,
@@ -44,8 +45,10 @@ HOOK_KINDS = {f"register_{kind}": kind for kind in KINDS}
 RULE_HOOK = "register_rules"
 
 
-class PluginError(RuntimeError):
+class PluginError(VisimError, RuntimeError):
     """A plugin failed to load while ``VISIM_STRICT_PLUGINS=1``."""
+
+    exit_code = EXIT_USAGE
 
 
 @attrs.define

@@ -13,6 +13,8 @@ from typing import Any
 
 import attrs
 
+from visim.errors import EXIT_USAGE, VisimError
+
 KINDS = (
     "metrics",
     "models",
@@ -38,8 +40,10 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*$")
 
 
-class ComponentError(Exception):
-    """Base class of registry errors."""
+class ComponentError(VisimError):
+    """Base class of registry errors (the CLI exits 2: a config or plugin names them wrongly)."""
+
+    exit_code = EXIT_USAGE
 
 
 class RegistrationError(ComponentError, ValueError):

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import sys
 
-
-def add_config_arguments(parser) -> None:
-    """The CONFIG positional (``args.config``, which cli.main names in reports) and ``--set``."""
-    parser.add_argument("config", metavar="CONFIG", help="the YAML experiment config")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a config value, read as YAML (repeatable): --set train.epochs=3",
-    )
+from visim.commands._args import add_config_arguments
 
 
 def add_parser(subparsers) -> None:

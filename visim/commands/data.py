@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from visim.commands._args import add_config_arguments
+from visim.errors import VisimError
+
 EXIT_CLEAN, EXIT_PROBLEMS = 0, 1
 
 
@@ -17,11 +20,16 @@ def add_parser(subparsers) -> None:
         "without a valid positive and train/test identity overlap (exit 1 if any)"
     )
     check = actions.add_parser("check", help=check_help, description=check_help)
-    check.add_argument("config", help="the YAML experiment config")
-    check.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
+    add_config_arguments(check)
     check.add_argument("--no-read", action="store_true", help="only check that image files exist; do not decode them")
     check.add_argument("--limit", type=int, default=20, metavar="N", help="list at most N items per problem (default 20)")
     check.set_defaults(handler=handle_check)
+
+
+class DataCheckFailed(VisimError):
+    """The data could not be read at all (no report to print)."""
+
+    prog = "visim data check"
 
 
 def print_usage(parser) -> int:
@@ -38,7 +46,6 @@ def handle_check(args) -> int:
     try:
         report = check_data(config, read_images=not args.no_read)
     except (DataError, OSError) as exc:  # no such root, unparsable file names or lists
-        print(f"visim data check: error: {exc}", file=sys.stderr)
-        return EXIT_PROBLEMS
+        raise DataCheckFailed(str(exc)) from exc
     print(report.format(limit=max(args.limit, 0)))
     return EXIT_CLEAN if report.clean else EXIT_PROBLEMS

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from visim.config.errors import ConfigError
 
 HELP = "rank saved query/gallery embeddings (from `visim predict`) and report CMC, mAP, mINP"
 PROTOCOLS = ("market1501", "none", "exclude_self")
@@ -46,22 +47,16 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from visim.outputs.embeddings import EmbeddingsFileError, load_embeddings
+    from visim.errors import VisimError
+    from visim.outputs.embeddings import load_embeddings
 
-    try:
-        saved = load_embeddings(args.embeddings)
-    except EmbeddingsFileError as exc:
-        print(f"visim: error: {exc}", file=sys.stderr)
-        return 2
+    saved = load_embeddings(args.embeddings)  # EmbeddingsFileError: exit 2
     options = resolve_options(args, saved.meta)
     metric = build_metric(options["metric"])
-    if metric is None:
-        return 2
     try:
         results = rank(saved, metric, options)
     except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
-        print(f"visim: error: {exc}", file=sys.stderr)
-        return 1
+        raise VisimError(str(exc)) from exc
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -97,17 +92,21 @@ def parse_metric(text: str):
     return stripped
 
 
+class MetricOptionError(ConfigError):
+    """A bad ``--metric``: one ``visim: error:`` line per problem (there is no config file)."""
+
+    def report(self, source=None) -> str:
+        return "\n".join(f"visim: error: {problem}" for problem in self.problems)
+
+
 def build_metric(reference):
     from visim.config.converter import structure
-    from visim.config.errors import ConfigError
     from visim.config.refs import MetricRef
 
     try:
         return structure(reference, MetricRef, "--metric").build()
     except ConfigError as exc:
-        for problem in exc.problems:
-            print(f"visim: error: {problem.message} @ {problem.path}", file=sys.stderr)
-        return None
+        raise MetricOptionError(exc.problems) from None
 
 
 def describe_metric(reference) -> str:

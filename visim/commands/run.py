@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
+
+from visim.commands._args import add_config_arguments, add_quiet_argument
 
 JOBS = {
     "run": "train (when the config has a train section), then test",
@@ -13,16 +14,11 @@ JOBS = {
 }
 
 
-def add_common(parser) -> None:
-    parser.add_argument("config", help="the YAML experiment config")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value (repeatable)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bars or console output")
-
-
 def add_parser(subparsers) -> None:
     for job, help_text in JOBS.items():
         parser = subparsers.add_parser(job, help=help_text, description=help_text)
-        add_common(parser)
+        add_config_arguments(parser)
+        add_quiet_argument(parser)
         if job != "test":
             parser.add_argument("--resume", metavar="PATH|auto", help="continue from a checkpoint, or the latest run's last.pt")
         parser.add_argument("--weights", metavar="PATH", help="start from (or evaluate) these model weights")
@@ -64,9 +60,6 @@ def handle(args) -> int:
 
     try:
         return run_job(args)
-    except distributed.DistributedError as exc:
-        print(f"visim: error: {exc}", file=sys.stderr)
-        return 2
     finally:
         distributed.teardown()
 
@@ -74,34 +67,30 @@ def handle(args) -> int:
 def run_job(args) -> int:
     from visim.config.load import load_config
     from visim.distributed import group as distributed
-    from visim.engine.checkpoint import CheckpointError
+    from visim.errors import JobFailed, UsageError
     from visim.outputs.runlog import recorded_in
 
     config = load_config(args.config, args.set)
     if args.job == "train" and config.train is None:
-        print("visim: error: the config has no train section", file=sys.stderr)
-        return 2
+        raise UsageError("the config has no train section")
     distributed.setup(config.device)
     # Rank 0 alone picks the checkpoint and creates the run directory; every rank learns both.
     try:
         resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
-    except CheckpointError as exc:
-        return report_error(str(exc), 2)
     except OSError as exc:
-        return report_error(f"cannot create the run directory under {config.log_dir!r}: {exc}", 1)
+        raise JobFailed(f"cannot create the run directory under {config.log_dir!r}: {exc}") from exc
     main = distributed.is_main_process()
-    with recorded_in(run_dir if main else None):
+    with recorded_in(run_dir if main else None):  # also records the error that ends the run
         return run_engine(args, config, run_dir, resume, main)
 
 
 def run_engine(args, config, run_dir, resume, main: bool) -> int:
-    from visim.config.errors import ConfigError
     from visim.config.load import dump_config
     from visim.engine.build import build_engine
-    from visim.engine.checkpoint import CheckpointError
+    from visim.errors import job_failures
     from visim.outputs.atomic import write_text
 
-    try:
+    with job_failures():  # bad data, missing files, diverging loss
         engine = build_engine(
             config,
             train=args.job != "test",
@@ -126,22 +115,9 @@ def run_engine(args, config, run_dir, resume, main: bool) -> int:
             report = engine.loaders.bad_image_report()
             if report:
                 engine.log(f"visim: {report}")
-    except ConfigError:
-        raise  # cli.main reports it with exit code 2
-    except CheckpointError as exc:
-        return report_error(str(exc), 2)
-    except (OSError, ValueError, RuntimeError) as exc:  # bad data, missing files, diverging loss
-        return report_error(f"{type(exc).__name__}: {exc}", 1)
     if not args.quiet and main:
         print(f"run directory: {run_dir}")
     return 0
-
-
-def report_error(message: str, code: int) -> int:
-    """One line on stderr, and (as an INFO record of ``visim``) in the run's run.log."""
-    print(f"visim: error: {message}", file=sys.stderr)
-    logging.getLogger("visim.run").info("error: %s", message)
-    return code
 
 
 def run_with_baseline(engine) -> dict:

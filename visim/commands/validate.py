@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from visim.commands.config import add_config_arguments
+from visim.commands._args import add_config_arguments
 
 
 def add_parser(subparsers) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 
+from visim.errors import EXIT_USAGE, VisimError
+
 
 @attrs.frozen
 class Problem:
@@ -14,8 +16,10 @@ class Problem:
         return f"{self.message} @ {self.path}"
 
 
-class ConfigError(ValueError):
+class ConfigError(VisimError, ValueError):
     """An invalid config. ``problems`` lists every problem found, each with its path."""
+
+    exit_code = EXIT_USAGE
 
     def __init__(self, problems: list[Problem] | Problem | str) -> None:
         if isinstance(problems, str):

@@ -19,11 +19,15 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from visim.errors import EXIT_USAGE, VisimError
+
 T = TypeVar("T")
 
 
-class DistributedError(RuntimeError):
-    """The torchrun environment is incomplete or does not fit the machine."""
+class DistributedError(VisimError, RuntimeError):
+    """The torchrun environment is incomplete or does not fit the machine (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def env_int(name: str, default: int) -> int:

@@ -14,14 +14,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from visim.errors import EXIT_USAGE, VisimError
 from visim.outputs.atomic import atomic_write
 
 FORMAT = "visim-checkpoint"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read: corrupt, foreign or incompatible."""
+class CheckpointError(VisimError, ValueError):
+    """A checkpoint that cannot be read: corrupt, foreign, incompatible or missing (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 def rng_state() -> dict[str, Any]:

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from visim.engine.extract import Embeddings
+from visim.errors import EXIT_USAGE, VisimError
 from visim.outputs.atomic import atomic_write
 
 FORMAT = "visim-embeddings"
@@ -38,8 +39,10 @@ SPLITS = ("query", "gallery")
 FIELDS = ("embeddings", "pids", "camids", "paths")
 
 
-class EmbeddingsFileError(ValueError):
-    """A file that is not (or no longer) readable as saved visim embeddings."""
+class EmbeddingsFileError(VisimError, ValueError):
+    """A file that is not (or no longer) readable as saved visim embeddings (exit 2)."""
+
+    exit_code = EXIT_USAGE
 
 
 @attrs.frozen
@@ -75,12 +78,12 @@ def engine_meta(engine) -> dict[str, Any]:
 
 
 def export_embeddings(engine, path: str | Path, meta: Mapping[str, Any] | None = None) -> dict[str, int]:
-    """Embed query (``engine.test_dl``) and gallery (``engine.val_dl``) into ``path``.
+    """Embed query (``engine.query_loader``) and gallery (``engine.gallery_loader``) into ``path``.
 
     Returns the number of items written per split.
     """
     meta = {**engine_meta(engine), **(meta or {})}
-    loaders = {"query": engine.test_dl, "gallery": engine.val_dl}
+    loaders = {"query": engine.query_loader, "gallery": engine.gallery_loader}
     return write_embeddings(path, lambda split: engine.extract(loaders[split]), meta)
 
 

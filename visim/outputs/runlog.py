@@ -1,7 +1,7 @@
 """``run.log``: what a run printed, its warnings and visim's log records, through ``logging``.
 
 Everything reaches the file through one path, a :class:`logging.FileHandler` on the ``visim``
-logger, opened once per run directory however many holders ask for it (the CLI for the whole
+logger (and on :data:`CONSOLE`, which does not propagate), opened once per run directory however many holders ask for it (the CLI for the whole
 command, the engine for its lifetime). What the engine prints (epoch lines, results tables) is
 a record of :data:`CONSOLE` and is written as printed; any other record as
 ``LEVEL logger: message``.
@@ -17,9 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from visim.errors import VisimError
+
 RUN_LOG = "run.log"
 CONSOLE = logging.getLogger("visim.console")  # the lines a run printed, one record each
 VISIM = logging.getLogger("visim")
+# Console lines are printed already: they go to run logs only, never to the application's
+# own handlers (a user's logging.basicConfig would show each twice).
+CONSOLE.propagate = False
+CONSOLE.setLevel(logging.INFO)
 
 
 class RunLogFormatter(logging.Formatter):
@@ -69,6 +75,7 @@ def open_run_log(run_dir: str | os.PathLike) -> Path:
             VISIM.setLevel(logging.INFO)
         handler = _open[run_dir] = RunLogHandler(run_dir)
         VISIM.addHandler(handler)
+        CONSOLE.addHandler(handler)
     handler.holders += 1
     return run_dir
 
@@ -83,6 +90,7 @@ def close_run_log(run_dir: str | os.PathLike) -> None:
         return
     del _open[handler.run_dir]
     VISIM.removeHandler(handler)
+    CONSOLE.removeHandler(handler)
     handler.close()
     if not _open:
         VISIM.setLevel(_visim_level.pop())
@@ -96,7 +104,8 @@ def hold_run_log(owner: object, run_dir: str | os.PathLike) -> weakref.finalize:
 
 @contextmanager
 def recorded_in(run_dir: Path | None) -> Iterator[None]:
-    """Record ``visim.*`` records and Python warnings in ``run_dir/run.log`` (the whole command).
+    """Record ``visim.*`` records and Python warnings in ``run_dir/run.log`` (the whole command),
+    and the visim error that ends it (``INFO visim.run: error: ...``, the line stderr shows).
 
     Warnings still reach stderr as usual.
     """
@@ -112,6 +121,9 @@ def recorded_in(run_dir: Path | None) -> Iterator[None]:
     warnings_logger.addHandler(console)
     try:
         yield
+    except VisimError as exc:
+        logging.getLogger("visim.run").info("error: %s", exc)
+        raise
     finally:
         logging.captureWarnings(False)
         warnings_logger.removeHandler(file_handler)
