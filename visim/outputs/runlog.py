@@ -1,10 +1,10 @@
 """``run.log``: what a run printed, its warnings and visim's log records, through ``logging``.
 
-Everything reaches the file through one path, a :class:`logging.FileHandler` on the ``visim``
-logger (and on :data:`CONSOLE`, which does not propagate), opened once per run directory however many holders ask for it (the CLI for the whole
-command, the engine for its lifetime). What the engine prints (epoch lines, results tables) is
-a record of :data:`CONSOLE` and is written as printed; any other record as
-``LEVEL logger: message``.
+Everything reaches the file through one path: a :class:`logging.FileHandler` on the ``visim``
+logger (and on :data:`CONSOLE`, which does not propagate), opened once per run directory
+however many holders ask for it (the CLI for the whole command, the engine for its lifetime).
+What the engine prints (epoch lines, results tables) is a record of :data:`CONSOLE`, written
+as printed; any other record as ``LEVEL logger: message``.
 """
 
 from __future__ import annotations
