@@ -6,12 +6,13 @@ and resolves the names a config uses.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import attrs
+
+from visim.suggest import close_matches, suggestion
 
 KINDS = (
     "metrics",
@@ -233,9 +234,8 @@ class Registry:
         raise UnknownComponentError(self.unknown_message(name, key))
 
     def unknown_message(self, name: Any, key: str) -> str:
-        close = difflib.get_close_matches(key, list(self._by_key), n=3, cutoff=0.6)
-        canonical = list(dict.fromkeys(self._by_key[k][0].name for k in close))
-        hint = f"; did you mean {' or '.join(repr(c) for c in canonical)}?" if canonical else ""
+        close = close_matches(key, self._by_key)
+        hint = suggestion(dict.fromkeys(self._by_key[k][0].name for k in close))
         return (
             f"unknown {self.what} {str(name).strip()!r}{hint} "
             f"(run 'visim components {self.kind}' to list them)"

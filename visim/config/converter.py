@@ -7,7 +7,6 @@ field's path, and collects every problem before raising one :class:`ConfigError`
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ import attrs
 import cattrs
 
 from visim.config.errors import ConfigError, Problem
+from visim.suggest import did_you_mean
 
 converter = cattrs.Converter()
 NoneType = type(None)
@@ -217,9 +217,8 @@ def unknown_keys(value: Mapping, fields: Mapping[str, attrs.Attribute], path: st
     problems = []
     for key in value:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.7)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            if close:
+            hint = did_you_mean(str(key), fields)
+            if hint:
                 known = ""
             elif fields:
                 known = f" (known: {', '.join(fields)})"

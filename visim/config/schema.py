@@ -33,12 +33,7 @@ BEST_METRICS_RE = re.compile(r"^(mAP|mINP|rank-\d+)$")
 
 
 def matches(pattern: re.Pattern, what: str):
-    def check(instance, attribute, value):
-        if not pattern.match(value):
-            raise ValueError(f"must be {what} (got {value!r})")
-
-    check.requirement = f"must be {what}"  # shown by the generated config reference
-    return check
+    return rules.custom(lambda value: pattern.match(value), f"be {what}")
 
 
 # Every item >= 1; a bad item is reported at its own path: ``$.test.topk_cmc[2]``.
