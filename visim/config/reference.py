@@ -102,37 +102,54 @@ def default_label(field: attrs.Attribute) -> str:
 
 
 def describe_validator(validator: Any) -> str:
-    """``must be >= 1``, from a rule validator, one of attrs' own, or anything with a doc."""
+    """``must be >= 1``, from a rule validator, one of attrs' own, or anything with a doc.
+
+    In order: a ``requirement`` text (rule validators carry one; a plugin's validator may), an
+    attrs validator described from its fields, the first line of a docstring, the name.
+    """
     if validator is None:
         return ""
     requirement = getattr(validator, "requirement", None)
     if isinstance(requirement, str):
         return requirement
-    kind = type(validator).__name__
-    if kind == "_AndValidator":
-        return " and ".join(describe_validator(v) for v in validator._validators)
-    if kind == "_OptionalValidator":
-        return f"null, or {describe_validator(validator.validator)}"
-    if kind == "_InValidator":
-        return f"must be one of {shown(validator.options)}"
-    if kind == "_NumberValidator":
-        return f"must be {validator.compare_op} {validator.bound!r}"
-    if kind == "_MinLengthValidator":
-        return f"must have length >= {validator.min_length}"
-    if kind == "_MaxLengthValidator":
-        return f"must have length <= {validator.max_length}"
-    if kind == "_InstanceOfValidator":
-        return f"must be an instance of {type_label(validator.type)}"
-    if kind == "_MatchesReValidator":
-        return f"must match {validator.pattern.pattern!r}"
-    if kind == "_DeepIterable":
-        return f"every item: {describe_validator(validator.member_validator)}"
+    described = describe_attrs_validator(validator) if attrs.has(type(validator)) else None
+    if described:
+        return described
     # Anything else: the first line of its own docstring, else its name; never an address.
     if inspect.isfunction(validator) or inspect.ismethod(validator):
         doc, name = inspect.getdoc(validator), validator.__name__
     else:
         doc, name = type(validator).__dict__.get("__doc__"), type(validator).__name__
     return inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else f"checked by {name}"
+
+
+def describe_attrs_validator(validator: Any) -> str | None:
+    """attrs' own validators (``attrs.validators.ge(1)``, ``in_``, ``optional``, ...) are attrs
+    classes: they are read through ``attrs.fields``, by the field names their reprs show, never
+    by their (private) class names. None for a shape not known here."""
+    values = {field.name.lstrip("_"): getattr(validator, field.name) for field in attrs.fields(type(validator))}
+    if "validators" in values:  # and_
+        return " and ".join(describe_validator(v) for v in values["validators"])
+    if "validator" in values:  # optional
+        inner = values["validator"]
+        inner = inner if isinstance(inner, (list, tuple)) else [inner]
+        return f"null, or {' and '.join(describe_validator(v) for v in inner)}"
+    if "member_validator" in values:  # deep_iterable
+        return f"every item: {describe_validator(values['member_validator'])}"
+    if "compare_op" in values and "bound" in values:  # lt, le, ge, gt
+        return f"must be {values['compare_op']} {values['bound']!r}"
+    if "options" in values:  # in_
+        return f"must be one of {shown(values['options'])}"
+    if "min_length" in values:
+        return f"must have length >= {values['min_length']}"
+    if "max_length" in values:
+        return f"must have length <= {values['max_length']}"
+    if "type" in values:  # instance_of
+        return f"must be an instance of {type_label(values['type'])}"
+    if "pattern" in values:  # matches_re
+        pattern = values["pattern"]
+        return f"must match {getattr(pattern, 'pattern', pattern)!r}"
+    return None
 
 
 def field_docs(cls: type) -> list[FieldDoc]:
