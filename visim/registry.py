@@ -1,7 +1,9 @@
 """Name -> component lookup, one registry per kind, with provenance and collision rules.
 
-This module knows nothing of torch or of the plugin manager: it stores what plugins register
-and resolves the names a config uses.
+This module knows nothing of torch, of the plugin manager or of the config layer: it stores
+what plugins register and resolves the names a config uses. Turning a params mapping into a
+params instance is the job of the ``structure`` function the plugin loader gives each component
+(the config layer's strict structurer).
 """
 
 from __future__ import annotations
@@ -95,6 +97,8 @@ class Component:
     distribution: str | None = None
     version: str | None = None
     builtin: bool = False
+    # structure(mapping, params_class, path) -> params instance; errors carry their paths.
+    structure: Callable[[Any, type, str], Any] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def summary(self) -> str:
@@ -117,9 +121,9 @@ class Component:
                 f"{SINGULAR[self.kind]} {self.name!r} takes a {self.params.__name__} "
                 f"instance or a mapping, not {type(params).__name__}"
             )
-        from visim.config.converter import structure  # the config layer owns validation
-
-        return structure(dict(params), self.params, path=path)
+        if self.structure is None:  # a component made by hand: the params class checks itself
+            return self.params(**params)
+        return self.structure(dict(params), self.params, path)
 
     def build(self, params: Any = None, /, **context: Any) -> Any:
         """Build the component. ``params`` is an instance, a plain dict, or None for defaults."""

@@ -1,8 +1,19 @@
-"""The one cattrs Converter through which untrusted input becomes typed config.
+"""Where untrusted input becomes typed config: visim's strict structurer, cattrs behind it.
 
-Structuring is strict (no bool from "false", no int from 5.7, no str from 12), rejects unknown
-keys with did-you-mean, runs every attrs validator field by field so its message keeps the
-field's path, and collects every problem before raising one :class:`ConfigError`.
+:func:`structure` is hand-written. It walks the annotations visim's schemas use (attrs classes,
+component references, unions, ``Literal``, lists, tuples, mappings and the four primitives) and
+is strict (no bool from "false", no int from 5.7, no str from 12), rejects unknown keys with a
+did-you-mean, runs every attrs validator field by field so its message keeps the field's path,
+and collects every problem before raising one :class:`ConfigError`.
+
+:data:`converter` is a plain ``cattrs.Converter``, and the fallback: a type :func:`structure`
+does not know (one a plugin declares in its params) goes to it, so a plugin teaches visim a type
+of its own the cattrs way, ``converter.register_structure_hook(MyType, hook)``; whatever the
+hook raises is reported at the field's path. It also unstructures (``visim config show``).
+
+Why not visim's rules as hooks on the cattrs Converter: this structurer's strictness, paths and
+collected problems are what every config test pins down, and rewriting it as hooks would change
+all of that for no user-visible gain. What visim does not handle, cattrs does.
 """
 
 from __future__ import annotations
