@@ -2,12 +2,14 @@
 
 Read straight from the attrs classes (the schema, a component's params), so the reference
 cannot drift from what the loader accepts. A field's description is its ``metadata["doc"]``;
-a validator may carry a ``requirement`` text (rule validators do) to describe itself.
+a validator may carry a ``requirement`` text (rule validators do) to describe itself. These
+labels are the only ones: ``visim components`` shows params with them too.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,8 @@ from visim.config.refs import ComponentRef
 from visim.config.rule_checks import shown
 
 NoneType = type(None)
+# "visim.config.refs.MetricRef" -> "MetricRef", in annotations that could not be resolved
+QUALIFIED = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
 
 
 @attrs.frozen
@@ -57,6 +61,9 @@ def sections(cls: type, prefix: str = "") -> list[tuple[str, type]]:
 
 
 def type_label(tp: Any) -> str:
+    """A type in a config author's words: ``list of int``, ``float or null``."""
+    if isinstance(tp, str):  # an annotation that could not be resolved (a plugin's)
+        return QUALIFIED.sub(r"\1", tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is NoneType or tp is None:
         return "null"
@@ -80,25 +87,50 @@ def type_label(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def field_type_label(field: attrs.Attribute) -> str:
+    return "anything" if field.type is None else type_label(field.type)
+
+
 def value_label(value: Any) -> str:
+    """A value as it would be written in YAML: ``[1, 5]``, ``market1501``, ``null``."""
     if isinstance(value, ComponentRef):
         return value.name
-    text = yaml.safe_dump(unstructure(value), default_flow_style=True, width=10_000).strip()
+    try:
+        text = yaml.safe_dump(unstructure(value), default_flow_style=True, width=10_000).strip()
+    except yaml.YAMLError:  # a plugin's own type that has no plain form
+        return repr(value)
     return text.removesuffix("...").strip()
 
 
-def default_label(field: attrs.Attribute) -> str:
+class Computed:
+    """Stands for a default computed from the other fields, or not computable on its own."""
+
+    def __repr__(self) -> str:
+        return "computed"
+
+
+COMPUTED = Computed()
+
+
+def default_value(field: attrs.Attribute) -> Any:
+    """The field's default: ``attrs.NOTHING`` when it is required, :data:`COMPUTED` when it
+    cannot be known without the other fields (or without a plugin that is not installed)."""
     default = field.default
-    if default is attrs.NOTHING:
+    if not isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default
+    if default.takes_self:
+        return COMPUTED
+    try:
+        return default.factory()
+    except Exception:  # e.g. a default component whose plugin is not installed
+        return COMPUTED
+
+
+def default_label(field: attrs.Attribute) -> str:
+    value = default_value(field)
+    if value is attrs.NOTHING:
         return "required"
-    if isinstance(default, attrs.Factory):
-        if default.takes_self:
-            return "computed"
-        try:
-            default = default.factory()
-        except Exception:  # e.g. a default component whose plugin is not installed
-            return "computed"
-    return value_label(default)
+    return "computed" if value is COMPUTED else value_label(value)
 
 
 def describe_validator(validator: Any) -> str:
@@ -156,7 +188,7 @@ def field_docs(cls: type) -> list[FieldDoc]:
     return [
         FieldDoc(
             name=field.alias,
-            type=type_label(field.type),
+            type=field_type_label(field),
             default=default_label(field),
             rule=describe_validator(field.validator),
             doc=str(field.metadata.get("doc", "")),
