@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from visim.evaluation.options import DEFAULTS
+
 # A numeric sequence up to this long is written as one scalar per item (e.g. a CMC curve);
 # a longer one as a histogram (e.g. per-query AP).
 MAX_SCALAR_SEQUENCE = 32
@@ -238,7 +240,7 @@ def square_thumbnails(images, size: int = THUMBNAIL):
 
 # -- distance histograms ---------------------------------------------------------------------
 def pair_distances(
-    query, gallery, metric, labels, *, memory_budget: int = 1 << 30, max_queries: int = MAX_HISTOGRAM_QUERIES, max_values: int = MAX_HISTOGRAM_VALUES
+    query, gallery, metric, labels, *, memory_budget: int = DEFAULTS.memory_budget, max_queries: int = MAX_HISTOGRAM_QUERIES, max_values: int = MAX_HISTOGRAM_VALUES
 ):
     """Metric values of positive and of negative (query, gallery) pairs, for histograms.
 
