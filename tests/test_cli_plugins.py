@@ -162,8 +162,8 @@ def test_components_show_params_types_defaults_and_first_doc_line(capsys, regist
     assert column("PARAMS", 4) == [
         "size: int (required)",
         "stride: int = 2",
-        "modes: tuple[str, ...] = ('a', 'b')",
-        "weights: list[float] = []",
+        "modes: list of str = [a, b]",  # the config reference's words: types and YAML values
+        "weights: list of float = []",
     ]
 
 
@@ -186,8 +186,8 @@ def test_components_json(capsys, register_plugin, clean_plugin_env):
         "params": [
             {"name": "size", "type": "int", "required": True, "default": None},
             {"name": "stride", "type": "int", "required": False, "default": 2},
-            {"name": "modes", "type": "tuple[str, ...]", "required": False, "default": ["a", "b"]},
-            {"name": "weights", "type": "list[float]", "required": False, "default": []},
+            {"name": "modes", "type": "list of str", "required": False, "default": ["a", "b"]},
+            {"name": "weights", "type": "list of float", "required": False, "default": []},
         ],
     }
 

@@ -221,3 +221,33 @@ def test_unstructure_gives_plain_data_that_structures_back():
     assert data["data"]["image_size"] == [8, 4] and data["train"]["scheduler"] is None
     assert data["data"]["train_transforms"] == [{"name": "fake_transform"}]
     assert config_from_dict(data) == config
+
+
+class Colour:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+@attrs.frozen
+class Paint:
+    colour: Colour
+    coats: int = 1
+
+
+def test_a_plugin_teaches_a_type_of_its_own_the_cattrs_way():
+    from visim.config.converter import converter
+
+    def structure_colour(value, _type):
+        if value not in ("red", "blue"):
+            raise ValueError(f"no colour {value!r}")
+        return Colour(value)
+
+    converter.register_structure_hook(Colour, structure_colour)
+    paint = structure({"colour": "red", "coats": 2}, Paint, "$.paint")
+    assert paint.colour.name == "red" and paint.coats == 2
+    with pytest.raises(ConfigError) as info:
+        structure({"colour": "green", "coats": "2"}, Paint, "$.paint")
+    assert [str(p) for p in info.value.problems] == [
+        "invalid value str 'green': no colour 'green' @ $.paint.colour",
+        "expected int, got str '2' @ $.paint.coats",
+    ]

@@ -17,6 +17,7 @@ from tests.data_trees import (
 )
 from visim.cli import main
 from visim.data.check import (
+    JUNK,
     NOT_IN_GALLERY,
     ONLY_ITSELF,
     SAME_CAMERA,
@@ -44,6 +45,18 @@ def test_queries_without_positive_per_protocol():
     # exclude_self: the query set is the gallery; q0's only other positive is g3.
     same = [Record("a", 1, 0), Record("b", 2, 0), Record("c", 1, 1)]
     assert reasons(same, same, "exclude_self") == [(1, ONLY_ITSELF)]
+
+
+def test_data_check_and_evaluation_agree_on_junk_queries():
+    # Under market1501 junk gallery items are ignored, so a junk query has no valid positive:
+    # data check says so, and the evaluation skips it.
+    from visim.evaluation import evaluate
+
+    query, gallery = [Record("q0", -1, 0), Record("q1", 1, 0)], [Record("g0", -1, 1), Record("g1", 1, 1)]
+    assert reasons(query, gallery, "market1501") == [(0, JUNK)]
+    assert reasons(query, gallery, "none") == []
+    result = evaluate([[0.1, 0.2], [0.2, 0.1]], [-1, 1], [-1, 1], [0, 0], [1, 1])
+    assert result.as_dict()["num_skipped"] == 1
 
 
 def test_clean_market_tree(tmp_path, stand_ins):

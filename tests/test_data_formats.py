@@ -234,9 +234,16 @@ def test_image_folder_errors(tmp_path):
 def test_image_folder_regex_is_validated_as_config(tmp_path):
     with pytest.raises(ConfigError) as info:
         build("image_folder", root=str(tmp_path), camera_regex="cam(")
-    assert "invalid regular expression" in str(info.value) and "$.camera_regex" in str(info.value)
-    with pytest.raises(ConfigError, match="needs a group"):
+    assert str(info.value) == (
+        "must be a regular expression with a group capturing the camera (got 'cam('); "
+        "missing ), unterminated subpattern at position 3 @ $.camera_regex"
+    )
+    with pytest.raises(ConfigError) as info:
         build("image_folder", root=str(tmp_path), camera_regex="cam")
+    assert str(info.value) == (
+        "must be a regular expression with a group capturing the camera (got 'cam'); "
+        "it has no group @ $.camera_regex"
+    )
 
 
 # -- manifest -------------------------------------------------------------------------------

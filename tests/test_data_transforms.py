@@ -101,11 +101,11 @@ def test_pipelines_pickle_for_worker_processes():
     "name, params, message",
     [
         ("random_flip", {"p": 1.5}, "$.p"),
-        ("random_erasing", {"scale": [0.5, 0.1]}, "must be 0 < low <= high"),
-        ("normalize", {"std": [1.0, 0.0, 1.0]}, "must all be > 0"),
+        ("random_erasing", {"scale": [0.5, 0.1]}, "must be [low, high] with 0 < low <= high (got (0.5, 0.1)) @ $.scale"),
+        ("normalize", {"std": [1.0, 0.0, 1.0]}, "must be > 0.0 (got 0.0) @ $.std[1]"),
         ("normalize", {"mean": [0.5, 0.5]}, "expected exactly 3 items"),
         ("resize", {"interpolation": "lanczos"}, "$.interpolation"),
-        ("resize", {"size": [0, 4]}, "sizes must be >= 1"),
+        ("resize", {"size": [0, 4]}, "must be >= 1 (got 0) @ $.size[0]"),
     ],
 )
 def test_bad_transform_params_are_config_errors(name, params, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -294,13 +295,16 @@ def test_inputs_may_be_numpy_torch_or_lists_of_any_number_type():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"protocol": "cuhk03"}, "protocol must be one of"),
-        ({"ap": "interpolated"}, "ap must be one of"),
-        ({"no_positive": "ignore"}, "no_positive must be one of"),
-        ({"topk": (1, 0)}, "topk values must be integers >= 1"),
-        ({"topk": (1.5,)}, "topk values must be integers >= 1"),
-        ({"max_rank": 0}, "max_rank must be an integer >= 1"),
-        ({"memory_budget": 0}, "memory_budget must be an integer >= 1"),
+        ({"protocol": "cuhk03"}, re.escape(
+            "must be one of ['market1501', 'none', 'exclude_self'] (got 'cuhk03') @ $.protocol")),
+        ({"ap": "interpolated"}, re.escape(
+            "must be one of ['standard', 'market_official'] (got 'interpolated') @ $.ap")),
+        ({"no_positive": "ignore"}, re.escape(
+            "must be one of ['skip', 'zero', 'error'] (got 'ignore') @ $.no_positive")),
+        ({"topk": (1, 0)}, re.escape("must be >= 1 (got 0) @ $.topk[1]")),
+        ({"topk": (1.5,)}, re.escape("must be an instance of int (got 1.5) @ $.topk[0]")),
+        ({"max_rank": 0}, re.escape("must be >= 1 (got 0) @ $.max_rank")),
+        ({"memory_budget": 0}, re.escape("must be >= 1 (got 0) @ $.memory_budget")),
         ({"protocol": "market1501"}, "needs q_camids and g_camids"),
         ({"q_pids": [1, 2, 3]}, r"q_pids must hold one label per row \(2\)"),
         ({"g_pids": [0.5, 1, 2, 3, 4]}, "g_pids must be integers"),
@@ -318,6 +322,30 @@ def test_bad_arguments_are_clear_value_errors(kwargs, message):
         evaluate(**arguments)
 
 
+def test_options_object_and_keywords_are_one_thing():
+    pids = dict(q_pids=[1, 4], g_pids=[2, 3, 4, 0, 1])
+    options = EvalOptions(protocol="none", topk=(1, 3), max_rank=5)
+    by_object = evaluate(ORIGINAL_DISTMAT, **pids, options=options)
+    assert by_object.as_dict() == evaluate(ORIGINAL_DISTMAT, **pids, protocol="none", topk=(1, 3),
+                                           max_rank=5).as_dict()
+    # Keywords apply over the object; an unknown keyword is named, with a suggestion.
+    assert evaluate(ORIGINAL_DISTMAT, **pids, options=options, topk=2).options.topk == (2,)
+    with pytest.raises(TypeError, match="unknown evaluation option 'protocl'; did you mean 'protocol'"):
+        evaluate(ORIGINAL_DISTMAT, **pids, protocl="none")
+
+
+def test_options_without_a_direction_take_the_metrics():
+    embeddings = torch.eye(4)
+    pids = [0, 1, 2, 3]
+    options = EvalOptions(protocol="none")
+    assert options.higher_is_better is None
+    similarity = evaluate_embeddings(embeddings, embeddings, "cosine_similarity", pids, pids, options=options)
+    assert similarity.options.higher_is_better is True and similarity.mAP == 1.0
+    told = evaluate_embeddings(embeddings, embeddings, "cosine_similarity", pids, pids, options=options,
+                               higher_is_better=False)
+    assert told.mAP < 1.0
+
+
 def test_evaluate_embeddings_checks_the_metric_output():
     with pytest.raises(ValueError, match=r"returned shape \(3, 2\)"):
         evaluate_embeddings(torch.rand(3, 4), torch.rand(5, 4), lambda a, b: torch.rand(3, 2),
@@ -329,9 +357,12 @@ def test_evaluate_embeddings_checks_the_metric_output():
         evaluate_embeddings(torch.rand(3, 4), torch.rand(5, 4), 3, [0, 1, 2], [0] * 5)
 
 
-def test_options_agree_with_the_config_schema():
+def test_the_config_takes_its_evaluation_choices_and_defaults_from_the_options():
     from visim.config import schema
+    from visim.config.refs import MetricRef
 
-    assert tuple(schema.PROTOCOLS) == PROTOCOLS
-    assert tuple(schema.NO_POSITIVE) == NO_POSITIVE
-    assert tuple(schema.AP_MODES) == AP_MODES
+    test = schema.TestConfig(metric=MetricRef.of("euclidean"))
+    assert test.eval_options() == EvalOptions()
+    custom = schema.TestConfig(metric=MetricRef.of("euclidean"), protocol="none", topk_cmc=(2,), max_rank=7)
+    assert test.eval_options() != custom.eval_options() == EvalOptions(protocol="none", topk=(2,), max_rank=7)
+    assert schema.PROTOCOLS is PROTOCOLS and schema.NO_POSITIVE is NO_POSITIVE and schema.AP_MODES is AP_MODES

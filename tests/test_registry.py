@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import attrs
 import pytest
 
+from visim.config.converter import structure
 from visim.config.errors import ConfigError
 from visim.registry import (
     KINDS,
@@ -45,6 +49,7 @@ def component(name="power", aliases=(), distribution="visim-maths", builtin=Fals
         distribution=distribution,
         version="1.2",
         builtin=builtin,
+        structure=kw.pop("structure", structure),
         **kw,
     )
 
@@ -198,6 +203,14 @@ def test_build_validates_a_dict_as_a_config_with_paths():
     assert problem.path == "$.scael" and "'scale'" in problem.message
 
 
+def test_without_a_structure_function_the_params_class_checks_a_mapping_itself():
+    # The registry imports no config layer; the plugin loader hands every component the strict
+    # structurer. A component made by hand without one still builds from a plain mapping.
+    assert component(structure=None).build({"p": 3})(2) == 8
+    with pytest.raises(ValueError, match="'p' must be >= 1"):
+        component(structure=None).build({"p": 0})
+
+
 def test_build_rejects_params_that_are_neither_mapping_nor_instance():
     with pytest.raises(TypeError, match="takes a PowerParams instance or a mapping, not list"):
         component().build([1, 2])
@@ -224,3 +237,9 @@ def test_registries_have_one_registry_per_kind():
     assert [registry.kind for registry in registries] == list(KINDS)
     assert registries["loss"] is registries.losses
     assert registries.rules == {}
+
+
+def test_the_registry_imports_neither_the_config_layer_nor_torch():
+    code = "import sys, visim.registry; print(sorted(m for m in sys.modules if m.startswith(('visim.config', 'torch'))))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

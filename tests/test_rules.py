@@ -9,6 +9,7 @@ from visim import hookimpl
 from visim.config import rules
 from visim.config.converter import structure
 from visim.config.errors import ConfigError, InvalidParameterException, ValidationException
+from visim.config.load import config_from_dict
 from visim.config.rules import satisfies, validate_params
 from visim.plugins import get_registry
 
@@ -413,3 +414,24 @@ def test_a_plugin_cannot_replace_a_builtin_rule(register_plugin, capsys):
     assert state.registries.rules["gt"].plugin == "visim.config.rules"
     assert "rule 'gt' is already registered" in capsys.readouterr().err
     assert not satisfies(0, ("gt", 1))
+
+
+def test_the_field_validator_example_of_the_docs_prints_what_the_docs_say():
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "docs" / "rules.rst").read_text()
+    section = text[text.index("Field validators") :]
+    block = re.search(r"\.\. code-block:: python\n\n((?:   .*\n|\n)+)", section).group(1)
+    namespace: dict = {}
+    exec(compile("\n".join(line[3:] for line in block.splitlines()), "rules.rst", "exec"), namespace)
+    params = namespace["MinkowskiParams"]
+    for kwargs in ({"p": 0.5}, {"weights": (1.0, 0.0)}, {"mode": "exakt"}):
+        with pytest.raises(InvalidParameterException) as info:
+            params(**kwargs)
+        assert f"``{info.value}``" in " ".join(section.split())
+    config = {"data": {"dataset": "digits"}, "model": "convnet", "test": {"metric": {"name": "minkowski", "p": 0.5}}}
+    with pytest.raises(ConfigError) as info:
+        config_from_dict(config)
+    assert [str(p) for p in info.value.problems] == ["must be >= 1.0 (got 0.5) @ $.test.metric.p"]
+    assert "``must be >= 1.0 (got 0.5) @ $.test.metric.p``" in section

@@ -85,6 +85,14 @@ def csv_env(name: str, environ: os._Environ | dict) -> set[str] | None:
     return {canonical_dist(part) for part in value.split(",") if part.strip()}
 
 
+def structure_params(data: Any, cls: type, path: str) -> Any:
+    """How every registered component turns a params mapping into its params class: the config
+    layer's strict structurer (imported on first use; the registry itself knows no config)."""
+    from visim.config.converter import structure
+
+    return structure(data, cls, path)
+
+
 def is_strict(environ) -> bool:
     return environ.get("VISIM_STRICT_PLUGINS", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -205,6 +213,7 @@ class _Loader:
                     distribution=info.distribution,
                     version=info.version,
                     builtin=info.builtin,
+                    structure=structure_params,
                 )
             )
 

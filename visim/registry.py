@@ -1,12 +1,13 @@
 """Name -> component lookup, one registry per kind, with provenance and collision rules.
 
-This module knows nothing of torch or of the plugin manager: it stores what plugins register
-and resolves the names a config uses.
+This module knows nothing of torch, of the plugin manager or of the config layer: it stores
+what plugins register and resolves the names a config uses. Turning a params mapping into a
+params instance is the job of the ``structure`` function the plugin loader gives each component
+(the config layer's strict structurer).
 """
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import attrs
 
 from visim.errors import EXIT_USAGE, VisimError
+from visim.suggest import close_matches, suggestion
 
 KINDS = (
     "metrics",
@@ -98,6 +100,8 @@ class Component:
     distribution: str | None = None
     version: str | None = None
     builtin: bool = False
+    # structure(mapping, params_class, path) -> params instance; errors carry their paths.
+    structure: Callable[[Any, type, str], Any] | None = attrs.field(default=None, repr=False, eq=False)
 
     @property
     def summary(self) -> str:
@@ -120,9 +124,9 @@ class Component:
                 f"{SINGULAR[self.kind]} {self.name!r} takes a {self.params.__name__} "
                 f"instance or a mapping, not {type(params).__name__}"
             )
-        from visim.config.converter import structure  # the config layer owns validation
-
-        return structure(dict(params), self.params, path=path)
+        if self.structure is None:  # a component made by hand: the params class checks itself
+            return self.params(**params)
+        return self.structure(dict(params), self.params, path)
 
     def build(self, params: Any = None, /, **context: Any) -> Any:
         """Build the component. ``params`` is an instance, a plain dict, or None for defaults."""
@@ -237,9 +241,8 @@ class Registry:
         raise UnknownComponentError(self.unknown_message(name, key))
 
     def unknown_message(self, name: Any, key: str) -> str:
-        close = difflib.get_close_matches(key, list(self._by_key), n=3, cutoff=0.6)
-        canonical = list(dict.fromkeys(self._by_key[k][0].name for k in close))
-        hint = f"; did you mean {' or '.join(repr(c) for c in canonical)}?" if canonical else ""
+        close = close_matches(key, self._by_key)
+        hint = suggestion(dict.fromkeys(self._by_key[k][0].name for k in close))
         return (
             f"unknown {self.what} {str(name).strip()!r}{hint} "
             f"(run 'visim components {self.kind}' to list them)"

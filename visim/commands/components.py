@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
-import typing
 from typing import Any
 
 import attrs
 
 from visim.commands._table import format_table
-
-# "visim.config.refs.MetricRef" -> "MetricRef", "typing.Optional" -> "Optional"
-QUALIFIED = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
+from visim.config.reference import COMPUTED, default_label, default_value, field_type_label
 
 
 def add_parser(subparsers) -> None:
@@ -58,9 +54,9 @@ def describe(component) -> dict[str, Any]:
         "params": [
             {
                 "name": field.alias,
-                "type": type_label(field.type),
+                "type": field_type_label(field),
                 "required": field.default is attrs.NOTHING,
-                "default": json_safe(default_of(field)),
+                "default": json_safe(default_value(field)),
             }
             for field in params_fields(component.params)
         ],
@@ -94,45 +90,16 @@ def params_fields(cls: type) -> list[attrs.Attribute]:
 
 
 def param_line(field: attrs.Attribute) -> str:
-    label = f"{field.alias}: {type_label(field.type)}"
+    label = f"{field.alias}: {field_type_label(field)}"
     if field.default is attrs.NOTHING:
         return f"{label} (required)"
-    return f"{label} = {default_of(field)!r}"
-
-
-def type_label(tp: Any) -> str:
-    if tp is None:
-        return "any"
-    if isinstance(tp, str):
-        return QUALIFIED.sub(r"\1", tp)
-    if isinstance(tp, type) and not typing.get_args(tp):
-        return tp.__name__
-    return QUALIFIED.sub(r"\1", str(tp))
-
-
-class Computed:
-    """Stands for a default computed from the other fields (``Factory(takes_self=True)``)."""
-
-    def __repr__(self) -> str:
-        return "<computed>"
-
-
-def default_of(field: attrs.Attribute) -> Any:
-    default = field.default
-    if not isinstance(default, attrs.Factory):  # type: ignore[arg-type]
-        return default
-    if default.takes_self:
-        return Computed()
-    try:
-        return default.factory()
-    except Exception:  # a factory that needs more than a listing can give
-        return Computed()
+    return f"{label} = {default_label(field)}"
 
 
 def json_safe(value: Any) -> Any:
     if value is attrs.NOTHING:
         return None
-    if isinstance(value, Computed):
+    if value is COMPUTED:
         return repr(value)
     from visim.config.converter import unstructure
 

@@ -11,21 +11,27 @@ import argparse
 import json
 
 from visim.config.errors import ConfigError
+from visim.evaluation.options import AP_MODES, DEFAULTS, NO_POSITIVE, PROTOCOLS, EvalOptions
 
 HELP = "rank saved query/gallery embeddings (from `visim predict`) and report CMC, mAP, mINP"
-PROTOCOLS = ("market1501", "none", "exclude_self")
-NO_POSITIVE = ("skip", "zero", "error")
-AP_MODES = ("standard", "market_official")
-FALLBACK = {"metric": "euclidean", "protocol": "market1501", "topk_cmc": [1, 5, 10, 20], "no_positive": "skip", "ap": "standard", "max_rank": 50}
+# What a file that does not say how to rank it is ranked with: the evaluation's own defaults.
+FALLBACK = {
+    "metric": "euclidean",
+    "protocol": DEFAULTS.protocol,
+    "topk_cmc": list(DEFAULTS.topk),
+    "no_positive": DEFAULTS.no_positive,
+    "ap": DEFAULTS.ap,
+    "max_rank": DEFAULTS.max_rank,
+}
 
 
 def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"must be an integer (got {text!r})") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be >= 1 (got {value})")
     return value
 
 
@@ -128,10 +134,12 @@ def rank(saved, metric, options: dict) -> dict:
         gallery.pids,
         query.camids,
         gallery.camids,
-        topk=tuple(options["topk_cmc"]),
-        protocol=options["protocol"],
-        no_positive=options["no_positive"],
-        ap=options["ap"],
-        max_rank=options["max_rank"],
+        options=EvalOptions(
+            topk=options["topk_cmc"],
+            protocol=options["protocol"],
+            no_positive=options["no_positive"],
+            ap=options["ap"],
+            max_rank=options["max_rank"],
+        ),
     )
     return result.as_dict()

@@ -1,13 +1,23 @@
-"""The one cattrs Converter through which untrusted input becomes typed config.
+"""Where untrusted input becomes typed config: visim's strict structurer, cattrs behind it.
 
-Structuring is strict (no bool from "false", no int from 5.7, no str from 12), rejects unknown
-keys with did-you-mean, runs every attrs validator field by field so its message keeps the
-field's path, and collects every problem before raising one :class:`ConfigError`.
+:func:`structure` is hand-written. It walks the annotations visim's schemas use (attrs classes,
+component references, unions, ``Literal``, lists, tuples, mappings and the four primitives) and
+is strict (no bool from "false", no int from 5.7, no str from 12), rejects unknown keys with a
+did-you-mean, runs every attrs validator field by field so its message keeps the field's path,
+and collects every problem before raising one :class:`ConfigError`.
+
+:data:`converter` is a plain ``cattrs.Converter``, and the fallback: a type :func:`structure`
+does not know (one a plugin declares in its params) goes to it, so a plugin teaches visim a type
+of its own the cattrs way, ``converter.register_structure_hook(MyType, hook)``; whatever the
+hook raises is reported at the field's path. It also unstructures (``visim config show``).
+
+Why not visim's rules as hooks on the cattrs Converter: this structurer's strictness, paths and
+collected problems are what every config test pins down, and rewriting it as hooks would change
+all of that for no user-visible gain. What visim does not handle, cattrs does.
 """
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -18,6 +28,7 @@ import attrs
 import cattrs
 
 from visim.config.errors import ConfigError, Problem
+from visim.suggest import did_you_mean
 
 converter = cattrs.Converter()
 NoneType = type(None)
@@ -217,9 +228,8 @@ def unknown_keys(value: Mapping, fields: Mapping[str, attrs.Attribute], path: st
     problems = []
     for key in value:
         if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.7)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            if close:
+            hint = did_you_mean(str(key), fields)
+            if hint:
                 known = ""
             elif fields:
                 known = f" (known: {', '.join(fields)})"

@@ -2,12 +2,14 @@
 
 Read straight from the attrs classes (the schema, a component's params), so the reference
 cannot drift from what the loader accepts. A field's description is its ``metadata["doc"]``;
-a validator may carry a ``requirement`` text (rule validators do) to describe itself.
+a validator may carry a ``requirement`` text (rule validators do) to describe itself. These
+labels are the only ones: ``visim components`` shows params with them too.
 """
 
 from __future__ import annotations
 
 import inspect
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -21,6 +23,8 @@ from visim.config.refs import ComponentRef
 from visim.config.rule_checks import shown
 
 NoneType = type(None)
+# "visim.config.refs.MetricRef" -> "MetricRef", in annotations that could not be resolved
+QUALIFIED = re.compile(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)")
 
 
 @attrs.frozen
@@ -57,6 +61,9 @@ def sections(cls: type, prefix: str = "") -> list[tuple[str, type]]:
 
 
 def type_label(tp: Any) -> str:
+    """A type in a config author's words: ``list of int``, ``float or null``."""
+    if isinstance(tp, str):  # an annotation that could not be resolved (a plugin's)
+        return QUALIFIED.sub(r"\1", tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is NoneType or tp is None:
         return "null"
@@ -80,53 +87,66 @@ def type_label(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
+def field_type_label(field: attrs.Attribute) -> str:
+    return "anything" if field.type is None else type_label(field.type)
+
+
 def value_label(value: Any) -> str:
+    """A value as it would be written in YAML: ``[1, 5]``, ``market1501``, ``null``."""
     if isinstance(value, ComponentRef):
         return value.name
-    text = yaml.safe_dump(unstructure(value), default_flow_style=True, width=10_000).strip()
+    try:
+        text = yaml.safe_dump(unstructure(value), default_flow_style=True, width=10_000).strip()
+    except yaml.YAMLError:  # a plugin's own type that has no plain form
+        return repr(value)
     return text.removesuffix("...").strip()
 
 
-def default_label(field: attrs.Attribute) -> str:
+class Computed:
+    """Stands for a default computed from the other fields, or not computable on its own."""
+
+    def __repr__(self) -> str:
+        return "computed"
+
+
+COMPUTED = Computed()
+
+
+def default_value(field: attrs.Attribute) -> Any:
+    """The field's default: ``attrs.NOTHING`` when it is required, :data:`COMPUTED` when it
+    cannot be known without the other fields (or without a plugin that is not installed)."""
     default = field.default
-    if default is attrs.NOTHING:
+    if not isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        return default
+    if default.takes_self:
+        return COMPUTED
+    try:
+        return default.factory()
+    except Exception:  # e.g. a default component whose plugin is not installed
+        return COMPUTED
+
+
+def default_label(field: attrs.Attribute) -> str:
+    value = default_value(field)
+    if value is attrs.NOTHING:
         return "required"
-    if isinstance(default, attrs.Factory):
-        if default.takes_self:
-            return "computed"
-        try:
-            default = default.factory()
-        except Exception:  # e.g. a default component whose plugin is not installed
-            return "computed"
-    return value_label(default)
+    return "computed" if value is COMPUTED else value_label(value)
 
 
 def describe_validator(validator: Any) -> str:
-    """``must be >= 1``, from a rule validator, one of attrs' own, or anything with a doc."""
+    """``must be >= 1``, from a rule validator, one of attrs' own, or anything with a doc.
+
+    In order: a ``requirement`` text (rule validators carry one; a plugin's validator may), an
+    attrs validator described from its fields, the first line of a docstring, the name.
+    """
     if validator is None:
         return ""
     requirement = getattr(validator, "requirement", None)
     if isinstance(requirement, str):
         return requirement
-    kind = type(validator).__name__
-    if kind == "_AndValidator":
-        return " and ".join(describe_validator(v) for v in validator._validators)
-    if kind == "_OptionalValidator":
-        return f"null, or {describe_validator(validator.validator)}"
-    if kind == "_InValidator":
-        return f"must be one of {shown(validator.options)}"
-    if kind == "_NumberValidator":
-        return f"must be {validator.compare_op} {validator.bound!r}"
-    if kind == "_MinLengthValidator":
-        return f"must have length >= {validator.min_length}"
-    if kind == "_MaxLengthValidator":
-        return f"must have length <= {validator.max_length}"
-    if kind == "_InstanceOfValidator":
-        return f"must be an instance of {type_label(validator.type)}"
-    if kind == "_MatchesReValidator":
-        return f"must match {validator.pattern.pattern!r}"
-    if kind == "_DeepIterable":
-        return f"every item: {describe_validator(validator.member_validator)}"
+    described = describe_attrs_validator(validator) if attrs.has(type(validator)) else None
+    if described:
+        return described
     # Anything else: the first line of its own docstring, else its name; never an address.
     if inspect.isfunction(validator) or inspect.ismethod(validator):
         doc, name = inspect.getdoc(validator), validator.__name__
@@ -135,11 +155,40 @@ def describe_validator(validator: Any) -> str:
     return inspect.cleandoc(doc).splitlines()[0] if doc and doc.strip() else f"checked by {name}"
 
 
+def describe_attrs_validator(validator: Any) -> str | None:
+    """attrs' own validators (``attrs.validators.ge(1)``, ``in_``, ``optional``, ...) are attrs
+    classes: they are read through ``attrs.fields``, by the field names their reprs show, never
+    by their (private) class names. None for a shape not known here."""
+    values = {field.name.lstrip("_"): getattr(validator, field.name) for field in attrs.fields(type(validator))}
+    if "validators" in values:  # and_
+        return " and ".join(describe_validator(v) for v in values["validators"])
+    if "validator" in values:  # optional
+        inner = values["validator"]
+        inner = inner if isinstance(inner, (list, tuple)) else [inner]
+        return f"null, or {' and '.join(describe_validator(v) for v in inner)}"
+    if "member_validator" in values:  # deep_iterable
+        return f"every item: {describe_validator(values['member_validator'])}"
+    if "compare_op" in values and "bound" in values:  # lt, le, ge, gt
+        return f"must be {values['compare_op']} {values['bound']!r}"
+    if "options" in values:  # in_
+        return f"must be one of {shown(values['options'])}"
+    if "min_length" in values:
+        return f"must have length >= {values['min_length']}"
+    if "max_length" in values:
+        return f"must have length <= {values['max_length']}"
+    if "type" in values:  # instance_of
+        return f"must be an instance of {type_label(values['type'])}"
+    if "pattern" in values:  # matches_re
+        pattern = values["pattern"]
+        return f"must match {getattr(pattern, 'pattern', pattern)!r}"
+    return None
+
+
 def field_docs(cls: type) -> list[FieldDoc]:
     return [
         FieldDoc(
             name=field.alias,
-            type=type_label(field.type),
+            type=field_type_label(field),
             default=default_label(field),
             rule=describe_validator(field.validator),
             doc=str(field.metadata.get("doc", "")),

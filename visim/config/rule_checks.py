@@ -1,8 +1,9 @@
 """The leaf rules of the original engine: what each one checks and how it says what it wants.
 
-A check takes the value (and the rule's data, unless the rule is unary) and returns a bool. It
-never raises for a value of the wrong type: such a value simply fails (``("gt", 0)`` is false
-for ``"abc"``). Bad *data* is a mistake of the validation's author; it is caught once, when a
+A check (a predicate, named ``check_<rule>``: ``check_gt(value, bound)``) takes the value (and
+the rule's data, unless the rule is unary) and returns a bool; the attrs validators made from
+the rules are the :mod:`visim.config.rules` helpers (``rules.gt(0)``). A check never raises
+for a value of the wrong type: such a value simply fails (``("gt", 0)`` is false for ``"abc"``). Bad *data* is a mistake of the validation's author; it is caught once, when a
 validation is compiled, by the rule's data check. The combining rules (all, any, not, xor,
 forall) live in :mod:`visim.config.rules`, which compiles and evaluates validations.
 
@@ -12,7 +13,6 @@ Deliberate differences from the original: ``not in`` means not in; ``outside`` i
 
 from __future__ import annotations
 
-import difflib
 import numbers
 import os
 from collections.abc import Callable, Container, Iterable, Sized
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+
+from visim.suggest import did_you_mean
 
 
 def shown(data: Any) -> str:
@@ -128,11 +130,11 @@ def rule(name: str, phrase, *, unary: bool = False, data=any_data, hint=None, al
     return declare
 
 
-def did_you_mean(value: Any, options: Any) -> str:
-    if not isinstance(value, str) or not isinstance(options, Iterable) or isinstance(options, str):
+def choice_hint(value: Any, options: Any) -> str:
+    """A did-you-mean for a value that is not one of a rule's choices."""
+    if not isinstance(options, Iterable) or isinstance(options, str):
         return ""
-    close = difflib.get_close_matches(value, [o for o in options if isinstance(o, str)], n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    return did_you_mean(value, options)
 
 
 def safely(test: Callable[[], bool], otherwise: bool = False) -> bool:
@@ -145,43 +147,43 @@ def safely(test: Callable[[], bool], otherwise: bool = False) -> bool:
 
 # -- types and existence ---------------------------------------------------------------------
 @rule("optional", lambda _: "be anything", unary=True)
-def optional(value):
+def check_optional(value):
     """Always true. In ``validate_params`` it lets the parameter be missing."""
     return True
 
 
 @rule("None", lambda _: "be null", unary=True)
-def is_none(value):
+def check_none(value):
     """The value is None (``null`` in YAML)."""
     return value is None
 
 
 @rule("not None", lambda _: "not be null", unary=True)
-def is_not_none(value):
+def check_not_none(value):
     """The value is anything but None."""
     return value is not None
 
 
 @rule("number", lambda _: "be a number", unary=True)
-def number(value):
+def check_number(value):
     """An int or a float (any real number), but not a bool."""
     return is_number(value)
 
 
 @rule("callable", lambda _: "be callable", unary=True)
-def is_callable(value):
+def check_callable(value):
     """The value can be called."""
     return callable(value)
 
 
 @rule("iterable", lambda _: "be iterable", unary=True)
-def iterable(value):
+def check_iterable(value):
     """The value can be iterated over (lists, tuples, strings, mappings, ...)."""
     return isinstance(value, Iterable)
 
 
 @rule("sized", lambda _: "have a length", unary=True)
-def sized(value):
+def check_sized(value):
     """The value has a length."""
     return isinstance(value, Sized)
 
@@ -192,138 +194,138 @@ def sized(value):
     data=type_data,
     aliases=("isinstance",),
 )
-def instance(value, types):
+def check_instance(value, types):
     """``isinstance(value, data)``; the data is a type or a tuple of types."""
     return isinstance(value, types)
 
 
 # -- numbers ---------------------------------------------------------------------------------
 @rule("gt", lambda d: f"be > {d!r}", data=number_data)
-def gt(value, bound):
+def check_gt(value, bound):
     """A number greater than the data."""
     return is_number(value) and value > bound
 
 
 @rule("gte", lambda d: f"be >= {d!r}", data=number_data)
-def gte(value, bound):
+def check_gte(value, bound):
     """A number greater than or equal to the data."""
     return is_number(value) and value >= bound
 
 
 @rule("lt", lambda d: f"be < {d!r}", data=number_data)
-def lt(value, bound):
+def check_lt(value, bound):
     """A number less than the data."""
     return is_number(value) and value < bound
 
 
 @rule("lte", lambda d: f"be <= {d!r}", data=number_data)
-def lte(value, bound):
+def check_lte(value, bound):
     """A number less than or equal to the data."""
     return is_number(value) and value <= bound
 
 
 @rule("between", lambda d: f"be strictly between {d[0]!r} and {d[1]!r}", data=bounds_data)
-def between(value, bounds):
+def check_between(value, bounds):
     """A number strictly between the data's (low, high): ``low < x < high``."""
     return is_number(value) and bounds[0] < value < bounds[1]
 
 
 @rule("within", lambda d: f"be within [{d[0]!r}, {d[1]!r}]", data=bounds_data)
-def within(value, bounds):
+def check_within(value, bounds):
     """A number within the data's (low, high), ends included: ``low <= x <= high``."""
     return is_number(value) and bounds[0] <= value <= bounds[1]
 
 
 @rule("outside", lambda d: f"be outside [{d[0]!r}, {d[1]!r}]", data=bounds_data)
-def outside(value, bounds):
+def check_outside(value, bounds):
     """A number outside the data's (low, high): ``x < low or x > high``."""
     return is_number(value) and (value < bounds[0] or value > bounds[1])
 
 
 # -- lengths ---------------------------------------------------------------------------------
 @rule("len", lambda d: f"have length {d!r}", data=size_data)
-def length(value, size):
+def check_len(value, size):
     """Something with a length equal to the data."""
     return isinstance(value, Sized) and len(value) == size
 
 
 @rule("shorter", lambda d: f"have length < {d!r}", data=size_data)
-def shorter(value, size):
+def check_shorter(value, size):
     """Something shorter than the data."""
     return isinstance(value, Sized) and len(value) < size
 
 
 @rule("longer", lambda d: f"have length > {d!r}", data=size_data)
-def longer(value, size):
+def check_longer(value, size):
     """Something longer than the data."""
     return isinstance(value, Sized) and len(value) > size
 
 
 @rule("shorter eq", lambda d: f"have length <= {d!r}", data=size_data)
-def shorter_eq(value, size):
+def check_shorter_eq(value, size):
     """Something at most as long as the data."""
     return isinstance(value, Sized) and len(value) <= size
 
 
 @rule("longer eq", lambda d: f"have length >= {d!r}", data=size_data)
-def longer_eq(value, size):
+def check_longer_eq(value, size):
     """Something at least as long as the data."""
     return isinstance(value, Sized) and len(value) >= size
 
 
 # -- membership ------------------------------------------------------------------------------
-@rule("in", lambda d: f"be one of {shown(d)}", data=container_data, hint=did_you_mean)
-def member(value, options):
+@rule("in", lambda d: f"be one of {shown(d)}", data=container_data, hint=choice_hint)
+def check_in(value, options):
     """The value is one of the data (a list, tuple, set; a substring of a str)."""
     return safely(lambda: value in options)
 
 
 @rule("not in", lambda d: f"not be one of {shown(d)}", data=container_data)
-def not_member(value, options):
+def check_not_in(value, options):
     """The value is none of the data."""
     # An unhashable value cannot be in a set: it is, indeed, not in it.
     return safely(lambda: value not in options, otherwise=True)
 
 
 @rule("contains", lambda d: f"contain {d!r}")
-def contains(value, item):
+def check_contains(value, item):
     """The value (a list, tuple, set, str, mapping) contains the data."""
     return isinstance(value, Container) and safely(lambda: item in value)
 
 
 @rule("not contains", lambda d: f"not contain {d!r}")
-def not_contains(value, item):
+def check_not_contains(value, item):
     """The value (a list, tuple, set, str, mapping) does not contain the data."""
     return isinstance(value, Container) and safely(lambda: item not in value, otherwise=True)
 
 
 @rule("startswith", lambda d: f"start with {shown(d)}", data=affix_data)
-def startswith(value, prefix):
+def check_startswith(value, prefix):
     """A string starting with the data (a string, or a tuple of alternatives)."""
     return isinstance(value, str) and value.startswith(prefix)
 
 
 @rule("endswith", lambda d: f"end with {shown(d)}", data=affix_data)
-def endswith(value, suffix):
+def check_endswith(value, suffix):
     """A string ending with the data (a string, or a tuple of alternatives)."""
     return isinstance(value, str) and value.endswith(suffix)
 
 
 # -- files and folders -----------------------------------------------------------------------
 @rule("file exists", lambda _: "be an existing file", unary=True)
-def file_exists(value):
+def check_file_exists(value):
     """A path (relative to the working directory, or absolute; ``~`` expanded) to a file."""
     return is_path(value) and safely(lambda: Path(value).expanduser().is_file())
 
 
 @rule("file exists absolute", lambda _: "be an absolute path to an existing file", unary=True)
-def file_exists_absolute(value):
+def check_file_exists_absolute(value):
     """An absolute path to a file."""
     return is_path(value) and safely(lambda: Path(value).is_absolute() and Path(value).is_file())
 
 
 @rule("file exists in folder", lambda d: f"be a file in {str(d)!r}", data=path_data)
-def file_exists_in_folder(value, folder):
+def check_file_exists_in_folder(value, folder):
     """A relative path naming a file inside the folder given as data."""
     return is_path(value) and safely(
         lambda: not Path(value).is_absolute() and (Path(folder).expanduser() / value).is_file()
@@ -331,19 +333,19 @@ def file_exists_in_folder(value, folder):
 
 
 @rule("folder exists", lambda _: "be an existing folder", unary=True)
-def folder_exists(value):
+def check_folder_exists(value):
     """A path (relative to the working directory, or absolute; ``~`` expanded) to a folder."""
     return is_path(value) and safely(lambda: Path(value).expanduser().is_dir())
 
 
 @rule("folder exists absolute", lambda _: "be an absolute path to an existing folder", unary=True)
-def folder_exists_absolute(value):
+def check_folder_exists_absolute(value):
     """An absolute path to a folder."""
     return is_path(value) and safely(lambda: Path(value).is_absolute() and Path(value).is_dir())
 
 
 @rule("folder exists in folder", lambda d: f"be a folder in {str(d)!r}", data=path_data)
-def folder_exists_in_folder(value, folder):
+def check_folder_exists_in_folder(value, folder):
     """A relative path naming a folder inside the folder given as data."""
     return is_path(value) and safely(
         lambda: not Path(value).is_absolute() and (Path(folder).expanduser() / value).is_dir()
@@ -352,12 +354,12 @@ def folder_exists_in_folder(value, folder):
 
 # -- equality --------------------------------------------------------------------------------
 @rule("eq", lambda d: f"equal {d!r}")
-def eq(value, other):
+def check_eq(value, other):
     """The value equals the data."""
     return safely(lambda: value == other)
 
 
 @rule("neq", lambda d: f"not equal {d!r}")
-def neq(value, other):
+def check_neq(value, other):
     """The value does not equal the data."""
     return safely(lambda: value != other)

@@ -22,7 +22,6 @@ exactly as a plugin registers its own: ``register(name, check, unary=False, doc=
 
 from __future__ import annotations
 
-import difflib
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -32,6 +31,7 @@ import attrs
 from visim.config.errors import InvalidParameterException, Problem, ValidationException
 from visim.config.rule_checks import LEAF_RULES, LeafRule, shown
 from visim.hookspecs import hookimpl
+from visim.suggest import did_you_mean
 
 NESTED_RULES = {
     "all": "Every one of the validations in the data holds.",
@@ -156,8 +156,7 @@ def find_rule(name: str, use_registry: bool = True) -> LeafRule | str:
     if key in registered:
         return plugin_leaf(registered[key])
     known = sorted({*registered, *BUILTIN_LEAVES, *NESTED_RULES})
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else " (see docs: rules)"
+    hint = did_you_mean(key, known) or " (see docs: rules)"
     raise ValidationException(f"unknown validation rule {name!r}{hint}")
 
 
@@ -176,6 +175,8 @@ def compile_validation(spec: Any, use_registry: bool = True) -> Check:
         if spec._check is None and not use_registry:
             raise RuleNotBuiltin(f"{spec!r} names a plugin rule")
         return spec.check
+    if isinstance(spec, Check):
+        return spec
     if spec is None:
         return Check("exist", test=lambda value: True)
     if isinstance(spec, str):
@@ -323,7 +324,17 @@ def optional(*validators: Callable[..., Any]) -> OptionalValidator:
     return OptionalValidator(tuple(validators))
 
 
-# Named helpers, one per rule, for field declarations: ``attrs.field(validator=gte(1))``.
+def custom(test: Callable[[Any], Any], phrase: str, hint: Callable[[Any], str] | None = None):
+    """An attrs validator for a check no named rule expresses, failing in the rules' words.
+
+    ``custom(is_arch, "be a torchreid architecture", hint=...)`` reports
+    ``must be a torchreid architecture (got 'x')`` plus the hint's text (e.g. a did-you-mean).
+    """
+    return RuleValidator(Check(phrase, test=test, hint=hint))
+
+
+# Named helpers, one per rule, for field declarations: ``attrs.field(validator=gte(1))``. They
+# make validators; the rules' predicates are ``visim.config.rule_checks.check_<rule>``.
 def none():
     return validator("None")
 

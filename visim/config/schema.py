@@ -1,8 +1,11 @@
 """The experiment schema: frozen attrs classes whose defaults and validators are the contract.
 
-Defaults live here and nowhere else. The original engine's parameters keep their names and
-defaults (``nof_classes``, ``topk_acc``, ``topk_cmc``, ``write_embeds``, ``image_key``,
-``metric`` whose params are the original ``metric_kwargs``).
+Every default of a config lives in these classes, except the evaluation options of the test
+section (protocol, no_positive, ap, max_rank, memory budget, CMC ranks), whose choices and
+defaults are :mod:`visim.evaluation.options`'s, taken from there; nothing else repeats them.
+The original engine's parameters keep their names and defaults (``nof_classes``, ``topk_acc``,
+``topk_cmc``, ``write_embeds``, ``image_key``, ``metric`` whose params are the original
+``metric_kwargs``).
 """
 
 from __future__ import annotations
@@ -23,22 +26,15 @@ from visim.config.refs import (
     SchedulerRef,
     TransformRef,
 )
+from visim.evaluation.options import AP_MODES, DEFAULTS, NO_POSITIVE, PROTOCOLS, EvalOptions
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PRECISIONS = ("float32", "bfloat16", "float16")
-PROTOCOLS = ("market1501", "none", "exclude_self")
-NO_POSITIVE = ("skip", "zero", "error")
-AP_MODES = ("standard", "market_official")
 BEST_METRICS_RE = re.compile(r"^(mAP|mINP|rank-\d+)$")
 
 
 def matches(pattern: re.Pattern, what: str):
-    def check(instance, attribute, value):
-        if not pattern.match(value):
-            raise ValueError(f"must be {what} (got {value!r})")
-
-    check.requirement = f"must be {what}"  # shown by the generated config reference
-    return check
+    return rules.custom(lambda value: pattern.match(value), f"be {what}")
 
 
 # Every item >= 1; a bad item is reported at its own path: ``$.test.topk_cmc[2]``.
@@ -156,7 +152,7 @@ class TestConfig:
         metadata=doc("Distance between embeddings; the original ``metric_kwargs`` are its params.")
     )
     topk_cmc: tuple[int, ...] = attrs.field(
-        default=(1, 5, 10, 20), validator=positive_ints, metadata=doc("Ranks k of CMC rank-k.")
+        default=DEFAULTS.topk, validator=positive_ints, metadata=doc("Ranks k of CMC rank-k.")
     )
     write_embeds: tuple[bool, bool] = attrs.field(
         default=(False, False), metadata=doc("Save the embeddings of ``[query, gallery]``.")
@@ -167,26 +163,26 @@ class TestConfig:
         metadata=doc("Key of the image tensor in a batch."),
     )
     protocol: str = attrs.field(
-        default="market1501",
+        default=DEFAULTS.protocol,
         validator=rules.in_(PROTOCOLS),
         metadata=doc("Gallery items ignored per query: same identity and camera (market1501)."),
     )
     no_positive: str = attrs.field(
-        default="skip",
+        default=DEFAULTS.no_positive,
         validator=rules.in_(NO_POSITIVE),
         metadata=doc("A query without a valid match is skipped, scored zero, or an error."),
     )
     ap: str = attrs.field(
-        default="standard",
+        default=DEFAULTS.ap,
         validator=rules.in_(AP_MODES),
         metadata=doc("How average precision is computed."),
     )
     max_rank: int = attrs.field(
-        default=50, validator=rules.gte(1), metadata=doc("Length of the CMC curve kept.")
+        default=DEFAULTS.max_rank, validator=rules.gte(1), metadata=doc("Length of the CMC curve kept.")
     )
     memory_budget: int = attrs.field(
-        default=1 << 30,
-        validator=rules.gte(1 << 16),
+        default=DEFAULTS.memory_budget,
+        validator=rules.gte(1 << 16),  # a config may not starve the evaluation
         metadata=doc("Bytes of the query x gallery distances held at once; more is chunked."),
     )
     max_embeds: int = attrs.field(
@@ -204,6 +200,17 @@ class TestConfig:
         validator=rules.gte(1),
         metadata=doc("Ranked-results grid: top gallery images shown per query."),
     )
+
+    def eval_options(self) -> EvalOptions:
+        """The options :func:`visim.evaluation.evaluate_embeddings` ranks this section with."""
+        return EvalOptions(
+            topk=self.topk_cmc,
+            protocol=self.protocol,
+            no_positive=self.no_positive,
+            ap=self.ap,
+            max_rank=self.max_rank,
+            memory_budget=self.memory_budget,
+        )
 
 
 @attrs.frozen(kw_only=True)

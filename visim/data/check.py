@@ -14,10 +14,12 @@ import attrs
 
 from visim.data.bad_images import BadImage, find_bad_images
 from visim.data.records import SPLITS, Record, ReidData, preview, split_problems, train_test_overlap
+from visim.evaluation.options import JUNK_PID, protocol_named
 
 NOT_IN_GALLERY = "identity not in gallery"
 SAME_CAMERA = "every positive shares its camera"
 ONLY_ITSELF = "its only positive is itself"
+JUNK = f"its identity is junk ({JUNK_PID})"
 
 
 @attrs.frozen
@@ -43,11 +45,9 @@ class QueryProblem:
 
 
 def queries_without_positive(query: Sequence[Record], gallery: Sequence[Record], protocol: str) -> list[QueryProblem]:
-    """Queries that no gallery item can match under ``protocol`` (market1501, none, exclude_self).
-
-    market1501 ignores gallery items of the query's identity seen by its camera; exclude_self
-    ignores the gallery item at the query's own index (query set == gallery set).
-    """
+    """Queries that no gallery item can match under ``protocol``: what it ignores is
+    :class:`visim.evaluation.options.Protocol`'s (the evaluation applies the same rules)."""
+    ignores = protocol_named(protocol)
     per_pid = Counter(r.pid for r in gallery)
     per_pid_camera = Counter((r.pid, r.camid) for r in gallery)
     problems = []
@@ -55,9 +55,11 @@ def queries_without_positive(query: Sequence[Record], gallery: Sequence[Record],
         positives = per_pid[record.pid]
         if positives == 0:
             problems.append(QueryProblem(index, record, NOT_IN_GALLERY))
-        elif protocol == "market1501" and positives == per_pid_camera[record.pid, record.camid]:
+        elif ignores.junk and record.pid == JUNK_PID:
+            problems.append(QueryProblem(index, record, JUNK))
+        elif ignores.same_camera and positives == per_pid_camera[record.pid, record.camid]:
             problems.append(QueryProblem(index, record, SAME_CAMERA))
-        elif protocol == "exclude_self" and positives == 1 and index < len(gallery) and gallery[index].pid == record.pid:
+        elif ignores.itself and positives == 1 and index < len(gallery) and gallery[index].pid == record.pid:
             problems.append(QueryProblem(index, record, ONLY_ITSELF))
     return problems
 

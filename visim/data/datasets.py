@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.data.formats.bounding_box import load_dukemtmc, load_market1501
 from visim.data.formats.image_folder import load_image_folder
 from visim.data.formats.manifest import load_manifest
@@ -18,18 +18,22 @@ from visim.data.formats.msmt17 import load_msmt17
 from visim.data.records import ReidData
 
 
-def regex(instance, attribute, value) -> None:
-    if value is None:
-        return
+def camera_pattern_problem(value: str) -> str:
+    """What is wrong with a camera regex, or "" when nothing is."""
     try:
-        compiled = re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-    if compiled.groups == 0:
-        raise ValueError(f"regular expression {value!r} needs a group capturing the camera")
+        return "" if re.compile(value).groups else "; it has no group"
+    except (re.error, TypeError) as exc:
+        return f"; {exc}"
 
 
-non_empty = v.min_len(1)
+camera_regex = rules.optional(
+    rules.custom(
+        lambda value: not camera_pattern_problem(value),
+        "be a regular expression with a group capturing the camera",
+        hint=camera_pattern_problem,
+    )
+)
+non_empty = rules.longer_eq(1)
 
 
 @attrs.frozen
@@ -62,7 +66,7 @@ class ImageFolderParams:
     query_dir: str = attrs.field(default="query", validator=non_empty)
     gallery_dir: str = attrs.field(default="gallery", validator=non_empty)
     # Applied to file names; its group named "cam" (or first group) is the camera.
-    camera_regex: str | None = attrs.field(default=None, validator=regex)
+    camera_regex: str | None = attrs.field(default=None, validator=camera_regex)
 
 
 @attrs.frozen
@@ -70,15 +74,15 @@ class ManifestParams:
     path: str = attrs.field(validator=non_empty)
     # Base of relative image paths; default: the manifest's folder.
     root: str | None = None
-    format: str = attrs.field(default="auto", validator=v.in_(("auto", "csv", "jsonl")))
+    format: str = attrs.field(default="auto", validator=rules.in_(("auto", "csv", "jsonl")))
 
 
 @attrs.frozen
 class DigitsParams:
-    query_every: int = attrs.field(default=5, validator=v.ge(2))
-    num_cameras: int = attrs.field(default=3, validator=v.ge(1))
+    query_every: int = attrs.field(default=5, validator=rules.gte(2))
+    num_cameras: int = attrs.field(default=3, validator=rules.gte(1))
     # Fewer images per digit for quicker demos; None keeps all (~180 per digit).
-    max_per_digit: int | None = attrs.field(default=None, validator=v.optional(v.ge(2)))
+    max_per_digit: int | None = attrs.field(default=None, validator=rules.optional(rules.gte(2)))
 
 
 def build_market1501(params: Market1501Params) -> ReidData:

@@ -13,7 +13,6 @@ from typing import Any
 import attrs
 
 SPLITS = ("train", "query", "gallery")
-JUNK_PID = -1
 
 
 class DataError(ValueError):

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.config.errors import ConfigError, Problem
 from visim.data.records import Record
 
@@ -18,7 +18,7 @@ from visim.data.records import Record
 @attrs.frozen
 class IdentitySamplerParams:
     # K: images per identity in a batch; batch_size must be a multiple of it.
-    num_instances: int = attrs.field(default=4, validator=v.ge(1))
+    num_instances: int = attrs.field(default=4, validator=rules.gte(1))
 
 
 @attrs.frozen

@@ -12,34 +12,23 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-from attrs import validators as v
+
+from visim.config import rules
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-probability = v.and_(v.ge(0.0), v.le(1.0))
-non_negative = v.ge(0.0)
-
-
-def increasing_pair(instance, attribute, value) -> None:
-    if value[0] <= 0 or value[0] > value[1]:
-        raise ValueError(f"must be 0 < low <= high (got {list(value)})")
-
-
-def optional_size(instance, attribute, value) -> None:
-    if value is not None and min(value) < 1:
-        raise ValueError(f"sizes must be >= 1 (got {list(value)})")
-
-
-def positive_items(instance, attribute, value) -> None:
-    if min(value) <= 0:
-        raise ValueError(f"must all be > 0 (got {list(value)})")
+probability = rules.within(0.0, 1.0)
+non_negative = rules.gte(0.0)
+increasing_pair = rules.custom(lambda pair: 0 < pair[0] <= pair[1], "be [low, high] with 0 < low <= high")
+optional_size = rules.optional(rules.forall(rules.gte(1)))
+positive_items = rules.forall(rules.gt(0.0))
 
 
 @attrs.frozen
 class ResizeParams:
     # (height, width); None means the data section's image_size.
     size: tuple[int, int] | None = attrs.field(default=None, validator=optional_size)
-    interpolation: str = attrs.field(default="bilinear", validator=v.in_(("nearest", "bilinear", "bicubic")))
+    interpolation: str = attrs.field(default="bilinear", validator=rules.in_(("nearest", "bilinear", "bicubic")))
 
 
 @attrs.frozen
@@ -51,7 +40,7 @@ class RandomFlipParams:
 class RandomCropParams:
     """Zero-pad every side by ``padding`` pixels, then crop ``image_size`` at random."""
 
-    padding: int = attrs.field(default=10, validator=v.ge(0))
+    padding: int = attrs.field(default=10, validator=rules.gte(0))
 
 
 @attrs.frozen
@@ -67,7 +56,7 @@ class ColorJitterParams:
     brightness: float = attrs.field(default=0.2, validator=non_negative)
     contrast: float = attrs.field(default=0.15, validator=non_negative)
     saturation: float = attrs.field(default=0.0, validator=non_negative)
-    hue: float = attrs.field(default=0.0, validator=v.and_(v.ge(0.0), v.le(0.5)))
+    hue: float = attrs.field(default=0.0, validator=rules.within(0.0, 0.5))
 
 
 @attrs.frozen

@@ -322,12 +322,7 @@ class VisualSimilarityEngine:
             gallery.pids,
             query.camids,
             gallery.camids,
-            topk=test.topk_cmc,
-            protocol=test.protocol,
-            no_positive=test.no_positive,
-            ap=test.ap,
-            max_rank=test.max_rank,
-            memory_budget=test.memory_budget,
+            options=test.eval_options(),
         )
         results = result.as_dict()
         results["epoch"] = self.epoch

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from visim.evaluation.labels import Labels
-from visim.evaluation.options import DEFAULT_MEMORY_BUDGET, DEFAULT_TOPK, EvalOptions
+from visim.evaluation.options import EvalOptions
 from visim.evaluation.ranking import rank_blocks
 from visim.evaluation.result import RankingResult
 from visim.metrics.base import as_matrix_pair
@@ -34,34 +34,21 @@ def evaluate_embeddings(
     q_camids: Any = None,
     g_camids: Any = None,
     *,
-    topk: Iterable[int] = DEFAULT_TOPK,
-    higher_is_better: bool | None = None,
-    protocol: str = "market1501",
-    no_positive: str = "skip",
-    ap: str = "standard",
-    max_rank: int = 50,
-    keep_topk: int = 0,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    options: EvalOptions | None = None,
+    **settings: Any,
 ) -> RankingResult:
-    """Like :func:`~visim.evaluation.evaluate`, computing ``metric(q_chunk, g_emb)`` for chunks
-    of queries sized so that a chunk's working set stays within ``memory_budget`` bytes.
+    """Like :func:`~visim.evaluation.evaluate` (the same ``options`` and keywords), computing
+    ``metric(q_chunk, g_emb)`` for chunks of queries sized so that a chunk's working set stays
+    within ``memory_budget`` bytes.
 
     ``higher_is_better`` defaults to the metric's own attribute (False when absent). The work
     runs on ``q_emb``'s device.
     """
+    options = EvalOptions.build(options, **settings)
     metric = resolve_metric(metric)
-    if higher_is_better is None:
-        higher_is_better = bool(getattr(metric, "higher_is_better", False))
-    options = EvalOptions(
-        topk=topk,
-        higher_is_better=higher_is_better,
-        protocol=protocol,
-        no_positive=no_positive,
-        ap=ap,
-        max_rank=max_rank,
-        keep_topk=keep_topk,
-        memory_budget=memory_budget,
-    )
+    if options.higher_is_better is None:
+        options = EvalOptions.build(options, higher_is_better=bool(getattr(metric, "higher_is_better", False)))
+    protocol = options.protocol
     queries, gallery = as_matrix_pair(q_emb, g_emb)
     num_q, num_g = queries.shape[0], gallery.shape[0]
     labels = Labels(q_pids, g_pids, q_camids, g_camids, protocol=protocol, shape=(num_q, num_g))

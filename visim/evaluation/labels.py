@@ -1,19 +1,18 @@
 """Identities, cameras and the protocol: which gallery items are positives, which are ignored.
 
-:meth:`Labels.relevance` is the one place that defines the protocols; the fast ranking path,
-the exact fallback and the top-k helper all ask it.
+:meth:`Labels.relevance` applies the protocols defined in :mod:`visim.evaluation.options`;
+the fast ranking path, the exact fallback and the top-k helper all ask it.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
 import torch
 
-from visim.evaluation.options import PROTOCOLS
-
-JUNK_PID = -1
+from visim.evaluation.options import JUNK_PID, protocol_named
 
 
 def as_label_tensor(values: Any, what: str, length: int) -> torch.Tensor:
@@ -40,13 +39,12 @@ class Labels:
         num_q, num_g = shape
         if num_q == 0 or num_g == 0:
             raise ValueError(f"nothing to rank: {num_q} queries and {num_g} gallery items")
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {', '.join(map(repr, PROTOCOLS))} (got {protocol!r})")
         self.protocol = protocol
+        self.ignores = protocol_named(protocol)
         self.q_pids = as_label_tensor(q_pids, "q_pids", num_q)
         self.g_pids = as_label_tensor(g_pids, "g_pids", num_g)
         self.q_cams = self.g_cams = None
-        if protocol == "market1501":
+        if self.ignores.same_camera:
             if q_camids is None or g_camids is None:
                 raise ValueError(
                     "protocol 'market1501' ignores same-camera matches and needs q_camids and "
@@ -54,7 +52,7 @@ class Labels:
                 )
             self.q_cams = as_label_tensor(q_camids, "q_camids", num_q)
             self.g_cams = as_label_tensor(g_camids, "g_camids", num_g)
-        if protocol == "exclude_self" and num_q != num_g:
+        if self.ignores.itself and num_q != num_g:
             raise ValueError(
                 f"protocol 'exclude_self' needs the query set to be the gallery "
                 f"(got {num_q} queries and {num_g} gallery items)"
@@ -72,17 +70,21 @@ class Labels:
     def relevance(self, q: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(positive, valid)`` masks for (query index, gallery index) pairs, broadcast.
 
-        ``valid`` is False for ignored gallery items: same identity and same camera or
-        identity -1 under "market1501", the query itself under "exclude_self".
+        ``valid`` is False for the gallery items the protocol ignores (see
+        :class:`~visim.evaluation.options.Protocol`).
         """
         g_pid = self.g_pids[g]
         same = g_pid == self.q_pids[q]
-        if self.protocol == "market1501":
-            valid = ~((same & (self.g_cams[g] == self.q_cams[q])) | (g_pid == JUNK_PID))
-        elif self.protocol == "exclude_self":
-            valid = g != q
-        else:
-            valid = torch.ones_like(same)
+        ignored = []
+        if self.ignores.same_camera:
+            ignored.append(same & (self.g_cams[g] == self.q_cams[q]))
+        if self.ignores.junk:
+            ignored.append(g_pid == JUNK_PID)
+        if self.ignores.itself:
+            ignored.append(g == q)
+        if not ignored:
+            return same, torch.ones_like(same)
+        valid = ~functools.reduce(torch.logical_or, ignored)
         return same & valid, valid
 
 

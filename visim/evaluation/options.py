@@ -1,17 +1,59 @@
-"""The evaluation options, validated once, and how a memory budget becomes a chunk size."""
+"""The evaluation options: their choices, their defaults and what each protocol means.
+
+This module is the one home of those facts. :class:`EvalOptions` is what
+:func:`~visim.evaluation.evaluate` and :func:`~visim.evaluation.evaluate_embeddings` take; the
+config schema (``test.protocol`` ...), ``visim evaluate`` and ``visim data check`` take their
+choices and defaults from here. It imports neither torch nor the engine, so the config layer can
+use it; its validators are the named rules of :mod:`visim.config.rules`.
+"""
 
 from __future__ import annotations
 
-import operator
+import numbers
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 
-PROTOCOLS = ("market1501", "none", "exclude_self")
+from visim.config import rules
+from visim.suggest import did_you_mean
+
+JUNK_PID = -1  # identity of distractor images ("junk"), as in Market-1501
+
+
+@attrs.frozen
+class Protocol:
+    """Which gallery items a query ignores: they are neither positives nor negatives."""
+
+    name: str
+    same_camera: bool = False  # the query's identity seen by the query's camera
+    junk: bool = False  # identity JUNK_PID
+    itself: bool = False  # the gallery item at the query's own index (query set == gallery)
+    meaning: str = ""
+
+
+PROTOCOL_RULES = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol(
+            "market1501",
+            same_camera=True,
+            junk=True,
+            meaning="ignores gallery items of the query's identity taken by the query's camera, "
+            f"and identity {JUNK_PID} (junk)",
+        ),
+        Protocol("none", meaning="ignores nothing"),
+        Protocol(
+            "exclude_self",
+            itself=True,
+            meaning="ignores the query itself: the query set is the gallery, item for item",
+        ),
+    )
+}
+PROTOCOLS = tuple(PROTOCOL_RULES)
 NO_POSITIVE = ("skip", "zero", "error")
 AP_MODES = ("standard", "market_official")
-DEFAULT_TOPK = (1, 5, 10, 20)
-DEFAULT_MEMORY_BUDGET = 1 << 30
+
 # How a memory budget is spent. A quarter is scratch space, in which the candidate lists, the
 # tie fallback and the top-k lists are processed in slices; the rest holds a chunk of queries:
 # its distance block, the metric's temporaries, the candidate flags and candidate indices, at
@@ -21,51 +63,47 @@ BYTES_PER_PAIR = 32
 BYTES_PER_CANDIDATE = 160  # labels, composite keys and search results of one candidate
 BYTES_PER_SORTED_PAIR = 48  # a row stable-sorted by the tie fallback, or ranked for top-k
 
-
-def _choice(name: str, allowed: tuple[str, ...]):
-    def check(instance, attribute, value):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))} (got {value!r})")
-
-    return check
+counting_number = rules.all_(int, rules.gte(1))  # bool is rejected by gte (not a number)
 
 
-def _positive_int(name: str):
-    def check(instance, attribute, value):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1 (got {value!r})")
-
-    return check
-
-
-def _as_topk(value: Iterable[int] | int) -> tuple[int, ...]:
-    values = (value,) if isinstance(value, int) else tuple(value)
-    for k in values:
-        if isinstance(k, bool):
-            raise ValueError(f"topk values must be integers >= 1 (got {k!r})")
-        try:
-            operator.index(k)
-        except TypeError:
-            raise ValueError(f"topk values must be integers >= 1 (got {k!r})") from None
-        if k < 1:
-            raise ValueError(f"topk values must be integers >= 1 (got {k!r})")
-    return tuple(int(k) for k in values)
+def as_topk(value: Iterable[int] | int) -> tuple[Any, ...]:
+    """``5`` -> ``(5,)``; integral numbers (numpy's too) become ints, the rest is validated."""
+    values = (value,) if isinstance(value, numbers.Integral) else tuple(value)
+    return tuple(int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k for k in values)
 
 
 @attrs.frozen(kw_only=True)
 class EvalOptions:
-    """Everything besides the data that changes what :func:`~visim.evaluation.evaluate` reports."""
+    """Everything besides the data that changes what :func:`~visim.evaluation.evaluate` reports.
 
-    topk: tuple[int, ...] = attrs.field(default=DEFAULT_TOPK, converter=_as_topk)
-    higher_is_better: bool = attrs.field(default=False, converter=bool)
-    protocol: str = attrs.field(default="market1501", validator=_choice("protocol", PROTOCOLS))
-    no_positive: str = attrs.field(default="skip", validator=_choice("no_positive", NO_POSITIVE))
-    ap: str = attrs.field(default="standard", validator=_choice("ap", AP_MODES))
-    max_rank: int = attrs.field(default=50, validator=_positive_int("max_rank"))
-    keep_topk: int = attrs.field(default=0, validator=attrs.validators.ge(0))
-    memory_budget: int = attrs.field(
-        default=DEFAULT_MEMORY_BUDGET, validator=_positive_int("memory_budget")
+    ``higher_is_better`` None means: the metric's own attribute (False for a bare matrix).
+    """
+
+    topk: tuple[int, ...] = attrs.field(
+        default=(1, 5, 10, 20), converter=as_topk, validator=rules.forall(counting_number)
     )
+    higher_is_better: bool | None = attrs.field(
+        default=None, converter=attrs.converters.optional(bool)
+    )
+    protocol: str = attrs.field(default="market1501", validator=rules.in_(PROTOCOLS))
+    no_positive: str = attrs.field(default="skip", validator=rules.in_(NO_POSITIVE))
+    ap: str = attrs.field(default="standard", validator=rules.in_(AP_MODES))
+    max_rank: int = attrs.field(default=50, validator=counting_number)
+    keep_topk: int = attrs.field(default=0, validator=rules.all_(int, rules.gte(0)))
+    memory_budget: int = attrs.field(default=1 << 30, validator=counting_number)
+
+    @classmethod
+    def build(cls, options: EvalOptions | None = None, **settings: Any) -> EvalOptions:
+        """``options`` (or the defaults) with ``settings`` (field names) applied over them."""
+        names = [field.name for field in attrs.fields(cls)]
+        for key in settings:
+            if key not in names:
+                raise TypeError(f"unknown evaluation option {key!r}{did_you_mean(key, names)}")
+        return attrs.evolve(options or cls(), **settings)
+
+    @property
+    def protocol_rules(self) -> Protocol:
+        return PROTOCOL_RULES[self.protocol]
 
     @property
     def scratch_bytes(self) -> int:
@@ -79,3 +117,11 @@ class EvalOptions:
         per_pair = BYTES_PER_PAIR * max(4, itemsize) // 4
         room = self.memory_budget - self.scratch_bytes
         return max(1, room // max(1, num_gallery * per_pair))
+
+
+DEFAULTS = EvalOptions()
+
+
+def protocol_named(name: str) -> Protocol:
+    """The protocol called ``name``; an unknown name fails as the ``protocol`` option does."""
+    return EvalOptions(protocol=name).protocol_rules

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import torch
 
 from visim.evaluation.labels import Labels
-from visim.evaluation.options import DEFAULT_MEMORY_BUDGET, DEFAULT_TOPK, EvalOptions
+from visim.evaluation.options import EvalOptions
 from visim.evaluation.positions import positive_ranks
 from visim.evaluation.result import PerQuery, RankingResult, no_positive_error
 from visim.evaluation.scores import query_scores
@@ -23,29 +22,20 @@ def evaluate(
     q_camids: Any = None,
     g_camids: Any = None,
     *,
-    topk: Iterable[int] = DEFAULT_TOPK,
-    higher_is_better: bool = False,
-    protocol: str = "market1501",
-    no_positive: str = "skip",
-    ap: str = "standard",
-    max_rank: int = 50,
-    keep_topk: int = 0,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    options: EvalOptions | None = None,
+    **settings: Any,
 ) -> RankingResult:
     """CMC, mAP and mINP of a ``[Q, G]`` distance (or, with ``higher_is_better``, similarity)
     matrix, a numpy array or torch tensor. See the evaluation page of the docs for the
     definitions; ``keep_topk=k`` also returns each query's k closest valid gallery indices.
+
+    The options are an :class:`~visim.evaluation.options.EvalOptions` (its defaults when
+    None), with any of its fields given as keywords applied over it: ``protocol="none"``.
     """
-    options = EvalOptions(
-        topk=topk,
-        higher_is_better=higher_is_better,
-        protocol=protocol,
-        no_positive=no_positive,
-        ap=ap,
-        max_rank=max_rank,
-        keep_topk=keep_topk,
-        memory_budget=memory_budget,
-    )
+    options = EvalOptions.build(options, **settings)
+    if options.higher_is_better is None:  # a bare matrix: distances unless told otherwise
+        options = EvalOptions.build(options, higher_is_better=False)
+    protocol = options.protocol
     scores = torch.as_tensor(distmat)
     if scores.dim() != 2:
         raise ValueError(f"distmat must be a 2-D [queries, gallery] matrix, got shape {tuple(scores.shape)}")

@@ -7,20 +7,20 @@ classification losses use the logits, metric losses the embeddings, so ``sum`` c
 from __future__ import annotations
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.config.refs import LossRef
 from visim.hookspecs import hookimpl
 
 
 @attrs.frozen
 class CrossEntropyParams:
-    label_smoothing: float = attrs.field(default=0.1, validator=v.and_(v.ge(0.0), v.lt(1.0)))
+    label_smoothing: float = attrs.field(default=0.1, validator=rules.all_(rules.gte(0.0), rules.lt(1.0)))
 
 
 @attrs.frozen
 class TripletParams:
-    margin: float = attrs.field(default=0.3, validator=v.ge(0.0))
+    margin: float = attrs.field(default=0.3, validator=rules.gte(0.0))
     # Normalise embeddings first (cosine geometry) or not (euclidean, as torchreid).
     normalize: bool = False
 
@@ -28,19 +28,14 @@ class TripletParams:
 @attrs.frozen
 class WeightedLoss:
     loss: LossRef
-    weight: float = attrs.field(default=1.0, validator=v.gt(0.0))
-
-
-def non_empty(instance, attribute, value) -> None:
-    if not value:
-        raise ValueError("needs at least one term")
+    weight: float = attrs.field(default=1.0, validator=rules.gt(0.0))
 
 
 @attrs.frozen
 class SumParams:
     """``terms: [{loss: cross_entropy, weight: 1}, {loss: triplet, weight: 1}]``."""
 
-    terms: tuple[WeightedLoss, ...] = attrs.field(validator=non_empty)
+    terms: tuple[WeightedLoss, ...] = attrs.field(validator=rules.longer_eq(1))
 
 
 def build_cross_entropy(params: CrossEntropyParams, num_classes: int = 1):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.hookspecs import hookimpl
 from visim.metrics.base import Metric
 
@@ -22,7 +22,7 @@ class NoParams:
 
 @attrs.frozen
 class MinkowskiParams:
-    p: float = attrs.field(default=2.0, validator=v.ge(1.0))
+    p: float = attrs.field(default=2.0, validator=rules.gte(1.0))
 
 
 def lazy_factory(class_name: str, doc: str, **fixed):

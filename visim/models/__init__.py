@@ -7,30 +7,19 @@ imported only when a model is built.
 
 from __future__ import annotations
 
-import difflib
-
 import attrs
-from attrs import validators as v
 
+from visim.config import rules
 from visim.hookspecs import hookimpl
+from visim.models.archs import TORCHREID_ARCHS
+from visim.suggest import did_you_mean
 
-
-def known_arch(instance, attribute, value: str) -> None:
-    """must be a torchreid architecture name"""
-    from visim.models.archs import TORCHREID_ARCHS as archs
-
-    if value not in archs:
-        close = difflib.get_close_matches(value, archs, n=3)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(f"unknown torchreid arch {value!r}{hint} (see 'visim components models')")
-
-
-def existing_file(instance, attribute, value: str | None) -> None:
-    """must be an existing local file (nothing is downloaded)"""
-    import os
-
-    if value is not None and not os.path.isfile(value):
-        raise ValueError(f"weights file not found (got {value!r})")
+# One of TORCHREID_ARCHS; the list is too long to print in an error, so it gets a did-you-mean.
+known_arch = rules.custom(
+    lambda value: value in TORCHREID_ARCHS,
+    "be a torchreid architecture (see 'visim components models')",
+    hint=lambda value: did_you_mean(value, TORCHREID_ARCHS),
+)
 
 
 @attrs.frozen
@@ -38,15 +27,15 @@ class TorchreidParams:
     """``arch``: a torchreid model name; ``weights``: an optional local checkpoint."""
 
     arch: str = attrs.field(default="osnet_x0_25", validator=known_arch)
-    weights: str | None = attrs.field(default=None, validator=existing_file)
+    weights: str | None = attrs.field(default=None, validator=rules.optional(rules.file_exists()))
 
 
 @attrs.frozen
 class ConvNetParams:
     """A small CNN for tests and quick experiments."""
 
-    width: int = attrs.field(default=16, validator=v.ge(1))
-    embedding_dim: int = attrs.field(default=32, validator=v.ge(1))
+    width: int = attrs.field(default=16, validator=rules.gte(1))
+    embedding_dim: int = attrs.field(default=32, validator=rules.gte(1))
 
 
 def build_torchreid(params: TorchreidParams, num_classes: int = 1):

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
+from visim.evaluation.options import DEFAULTS
+
 if TYPE_CHECKING:  # torch stays unimported until something is written
     from visim.engine.extract import Embeddings
     from visim.evaluation.result import RankingResult
@@ -243,7 +245,7 @@ def square_thumbnails(images, size: int = THUMBNAIL):
 
 # -- distance histograms ---------------------------------------------------------------------
 def pair_distances(
-    query, gallery, metric, labels, *, memory_budget: int = 1 << 30, max_queries: int = MAX_HISTOGRAM_QUERIES, max_values: int = MAX_HISTOGRAM_VALUES
+    query, gallery, metric, labels, *, memory_budget: int = DEFAULTS.memory_budget, max_queries: int = MAX_HISTOGRAM_QUERIES, max_values: int = MAX_HISTOGRAM_VALUES
 ):
     """Metric values of positive and of negative (query, gallery) pairs, for histograms.
 

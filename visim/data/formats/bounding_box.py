@@ -12,7 +12,8 @@ import os
 import re
 from collections import Counter
 
-from visim.data.records import JUNK_PID, DataError, Record, ReidData
+from visim.data.records import DataError, Record, ReidData
+from visim.evaluation.options import JUNK_PID
 
 NAME_RE = re.compile(r"^(-?\d+)_c(\d+)")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")

@@ -16,7 +16,8 @@ from collections import Counter
 
 from visim.data.formats.bounding_box import IMAGE_EXTENSIONS
 from visim.data.formats.labels import number_labels, sorted_numerically
-from visim.data.records import JUNK_PID, SPLITS, DataError, Record, ReidData
+from visim.data.records import SPLITS, DataError, Record, ReidData
+from visim.evaluation.options import JUNK_PID
 
 DEFAULT_CAMERA = {"train": 1, "query": 0, "gallery": 1}
 

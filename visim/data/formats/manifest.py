@@ -16,7 +16,8 @@ from collections import Counter
 from collections.abc import Iterator
 
 from visim.data.formats.labels import number_labels
-from visim.data.records import JUNK_PID, SPLITS, DataError, Record, ReidData
+from visim.data.records import SPLITS, DataError, Record, ReidData
+from visim.evaluation.options import JUNK_PID
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 DEFAULT_CAMERA = {"train": 1, "query": 0, "gallery": 1}
