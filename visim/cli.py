@@ -15,6 +15,7 @@ import sys
 
 from visim import __version__, commands
 from visim.config.errors import ConfigError
+from visim.contract_checks import ContractError
 from visim.plugins import PluginError
 from visim.registry import ComponentError
 
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ComponentError, PluginError) as exc:
         print(f"visim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ContractError as exc:  # a component broke its contract: name it, no traceback
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where the state was saved
         print(f"visim: {exc}" if str(exc) else "visim: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -97,6 +97,7 @@ def run_job(args) -> int:
 def run_engine(args, config, run_dir, resume, main: bool) -> int:
     from visim.config.errors import ConfigError
     from visim.config.load import dump_config
+    from visim.contract_checks import ContractError
     from visim.engine.build import build_engine
     from visim.engine.checkpoint import CheckpointError
 
@@ -129,6 +130,9 @@ def run_engine(args, config, run_dir, resume, main: bool) -> int:
         raise  # cli.main reports it with exit code 2
     except CheckpointError as exc:
         return report_error(str(exc), 2)
+    except ContractError as exc:  # whose code to look at: one line; the traceback in run.log
+        logging.getLogger("visim.run").info("contract breach", exc_info=exc)
+        return report_error(str(exc), exc.exit_code)
     except (OSError, ValueError, RuntimeError) as exc:  # bad data, missing files, diverging loss
         return report_error(f"{type(exc).__name__}: {exc}", 1)
     if not args.quiet and main:
