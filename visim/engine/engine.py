@@ -101,11 +101,8 @@ class VisualSimilarityEngine:
         self.loss = None
         if config.train is not None:
             self.embedding_dim = contract_checks.measure_embedding_dim(model, config.data.image_size, self.device)
-            loss = contract_checks.build(config.train.loss, num_classes=self.num_classes, embedding_dim=self.embedding_dim)
-            contract_checks.watch_loss(loss)
-            # The loss's own parameters live beside the model's: on the device, all-reduced.
-            loss = loss.to(self.device)
-            self.loss = distributed.wrap_model(loss, self.device) if train_loader is not None else loss
+            context = {"num_classes": self.num_classes, "embedding_dim": self.embedding_dim}
+            self.loss = self.configure_loss(contract_checks.build(config.train.loss, **context))
         modes = ("train", "eval") if train_loader is not None else ("eval",)
         contract_checks.watch_model(model, num_classes=self.num_classes, embedding_dim=self.embedding_dim, modes=modes)
         self.optimizer = None
@@ -161,6 +158,12 @@ class VisualSimilarityEngine:
         module.train(self.config.train is not None if train is None else train)
         # DDP only for training: extraction runs on the bare module (see extract).
         return distributed.wrap_model(module, self.device) if self.train_dl is not None else module
+
+    def configure_loss(self, loss: nn.Module) -> nn.Module:
+        """The loss's own parameters live beside the model's: on the device, all-reduced (DDP)."""
+        contract_checks.watch_loss(loss)
+        loss = loss.to(self.device)
+        return distributed.wrap_model(loss, self.device) if self.train_dl is not None else loss
 
     def set_model_mode(self, mode: str) -> None:
         if mode not in ("train", "test", "eval"):
