@@ -216,3 +216,24 @@ def test_under_ddp_the_loss_parameters_are_all_reduced(tmp_path, clean_plugin_en
     assert torch.equal(rank0["initial"], rank1["initial"])  # rank 0's, broadcast
     assert not torch.equal(rank0["trained"], rank0["initial"])
     assert torch.equal(rank0["trained"], rank1["trained"])  # different batches, one all-reduced gradient
+
+
+def test_the_first_eval_batch_is_checked_then_the_hook_is_gone():
+    from torch import nn
+
+    from visim.contract_checks import watch_model
+
+    class TwoOutputs(nn.Module):
+        def forward(self, images):
+            return images.flatten(1), images.flatten(1)
+
+    model = TwoOutputs().eval()
+    watch_model(model, num_classes=3, embedding_dim=12, modes=("eval",))
+    with pytest.raises(ContractError) as err:
+        model(torch.zeros(2, 3, 2, 2))
+    assert str(err.value) == (
+        "model TwoOutputs (not built from the registry) must return embeddings (batch, embedding_dim) "
+        "in eval mode, got tuple(Tensor[2, 12], Tensor[2, 12])"
+    )
+    assert not model._forward_hooks
+    model(torch.zeros(2, 3, 2, 2))  # checked once only
