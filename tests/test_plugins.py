@@ -188,7 +188,6 @@ class HasName:
     [
         (lambda r: r("Bad Name", print, params=CountParams), "invalid metric name 'Bad Name'"),
         (lambda r: r("fake-dict", print, params={"start": int}), "params must be an attrs class"),
-        (lambda r: r("fake-none", print), "params must be an attrs class, got None"),
         (lambda r: r("fake-named", print, params=HasName), "may not have a field called 'name'"),
         (lambda r: r("fake-valid", print, params=CountParams), "registered twice by plugin 'bad'"),
         (lambda r: r("fake-alias", print, params=CountParams, alias="x"), "unexpected keyword"),

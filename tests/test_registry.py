@@ -14,6 +14,7 @@ from visim.registry import (
     KINDS,
     AmbiguousComponentError,
     Component,
+    NoParams,
     RegistrationError,
     Registries,
     Registry,
@@ -153,10 +154,19 @@ def test_register_rejects_bad_names(name):
         check_registration("metrics", name, make_power, PowerParams, ())
 
 
-@pytest.mark.parametrize("params", [None, dict, {"p": int}, type("Plain", (), {}), PowerParams(p=2)])
+@pytest.mark.parametrize("params", [dict, {"p": int}, type("Plain", (), {}), PowerParams(p=2)])
 def test_register_requires_an_attrs_params_class(params):
     with pytest.raises(RegistrationError, match="params must be an attrs class"):
         check_registration("metrics", "power", make_power, params, ())
+
+
+def test_a_component_without_params_gets_an_empty_params_class():
+    check_registration("metrics", "power", make_power, None, ())  # accepted
+    component = Component(name="power", kind="metrics", factory=lambda params: params)
+    assert component.params is NoParams and attrs.fields(NoParams) == ()
+    assert component.build() == NoParams()
+    with pytest.raises(ConfigError, match="p"):
+        component.make_params({"p": 2})
 
 
 def test_register_forbids_a_params_field_called_name():

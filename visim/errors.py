@@ -21,6 +21,9 @@ class VisimError(Exception):
 
     exit_code = EXIT_FAILURE
     prog = "visim"
+    # Whether run.log keeps the traceback: for failures inside a job (a component's bug, bad
+    # data), not for what the user asked wrongly.
+    log_traceback = False
 
     def report(self, source: str | None = None) -> str:
         """The text for stderr; ``source`` names the config the command read, if any."""
@@ -35,6 +38,8 @@ class UsageError(VisimError):
 
 class JobFailed(VisimError):
     """A job stopped on something outside visim: bad data, missing files, a diverging loss."""
+
+    log_traceback = True
 
     @classmethod
     def of(cls, exc: BaseException) -> JobFailed:

@@ -2,7 +2,9 @@
 
 Each hook receives ``register(name, factory, params=ParamsClass, aliases=(), doc=None)``.
 ``params`` is a frozen attrs class: its fields, defaults and validators are the component's
-config schema. ``factory(params, **context)`` builds the component.
+config schema (leave it out for a component without parameters). ``factory(params, **context)``
+builds the component; what each kind's factory receives and must return is its contract, in
+:mod:`visim.contracts` (see also the contracts page of the docs).
 """
 
 import pluggy
@@ -13,42 +15,51 @@ hookimpl = pluggy.HookimplMarker("visim")
 
 @hookspec
 def register_metrics(register):
-    """Register distance / similarity metrics: ``factory(params) -> callable(a, b) -> [N, M]``."""
+    """Register distance / similarity metrics: ``factory(params) -> metric(a [N, E], b [M, E]) -> [N, M]``
+    (:class:`visim.contracts.Metric`)."""
 
 
 @hookspec
 def register_models(register):
-    """Register embedding models: ``factory(params, num_classes=...) -> torch.nn.Module``."""
+    """Register embedding models: ``factory(params, *, num_classes) -> torch.nn.Module`` returning
+    ``(logits, embeddings)`` in training mode, ``embeddings`` in eval mode
+    (:class:`visim.contracts.EmbeddingModel`)."""
 
 
 @hookspec
 def register_losses(register):
-    """Register losses: ``factory(params, num_classes=...) -> callable(outputs, batch) -> loss``."""
+    """Register losses: ``factory(params, *, num_classes, embedding_dim) -> torch.nn.Module`` called
+    ``loss(logits, embeddings, targets) -> scalar tensor`` (:class:`visim.contracts.Loss`)."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``factory(params, ...) -> object with train, query and gallery``."""
+    """Register datasets: ``factory(params) -> visim.data.ReidData`` of train, query and gallery
+    :class:`~visim.data.Record` s (:class:`visim.contracts.DatasetFactory`)."""
 
 
 @hookspec
 def register_optimizers(register):
-    """Register optimizers: ``factory(params, parameters=...) -> torch.optim.Optimizer``."""
+    """Register optimizers: ``factory(params, *, parameters) -> torch.optim.Optimizer``
+    (:class:`visim.contracts.OptimizerFactory`)."""
 
 
 @hookspec
 def register_schedulers(register):
-    """Register learning-rate schedulers: ``factory(params, optimizer=..., epochs=...)``."""
+    """Register learning-rate schedulers: ``factory(params, *, optimizer, epochs)``, stepped per epoch
+    (:class:`visim.contracts.Scheduler`)."""
 
 
 @hookspec
 def register_samplers(register):
-    """Register batch samplers: ``factory(params, records=..., batch_size=..., seed=...)``."""
+    """Register train samplers: ``factory(params, *, records, batch_size, seed, num_replicas=1, rank=0)``
+    (:class:`visim.contracts.Sampler`)."""
 
 
 @hookspec
 def register_transforms(register):
-    """Register image transforms: ``factory(params, image_size=...) -> callable``."""
+    """Register image transforms: ``factory(params, *, image_size) -> transform(image) -> image``
+    (:data:`visim.contracts.Transform`)."""
 
 
 @hookspec

@@ -87,13 +87,22 @@ def normalize_name(name: Any) -> str:
 
 
 @attrs.frozen
+class NoParams:
+    """No parameters (the params class of a component registered without one)."""
+
+
+def params_or_none(params: type | None) -> type:
+    return NoParams if params is None else params
+
+
+@attrs.frozen
 class Component:
     """A registered, buildable thing: ``factory(params_instance, **context)``."""
 
     name: str
     kind: str
     factory: Callable[..., Any] = attrs.field(repr=False)
-    params: type = attrs.field(repr=False)
+    params: type = attrs.field(default=None, converter=params_or_none, repr=False)
     aliases: tuple[str, ...] = ()
     doc: str | None = attrs.field(default=None, repr=False)
     plugin: str = ""
@@ -140,6 +149,8 @@ def check_registration(kind: str, name: Any, factory: Any, params: Any, aliases:
         raise RegistrationError(f"invalid {what} name {name!r}: must match {NAME_RE.pattern}")
     if not callable(factory):
         raise RegistrationError(f"{what} {name!r}: factory must be callable, got {factory!r}")
+    if params is None:  # a component without parameters
+        return check_aliases(what, name, aliases)
     if not (isinstance(params, type) and attrs.has(params)):
         raise RegistrationError(f"{what} {name!r}: params must be an attrs class, got {params!r}")
     if "name" in attrs.fields_dict(params):
@@ -147,6 +158,10 @@ def check_registration(kind: str, name: Any, factory: Any, params: Any, aliases:
             f"{what} {name!r}: params class {params.__name__} may not have a field called 'name' "
             "(a config uses 'name' to pick the component)"
         )
+    check_aliases(what, name, aliases)
+
+
+def check_aliases(what: str, name: str, aliases: Any) -> None:
     if isinstance(aliases, str) or not all(isinstance(a, str) and ALIAS_RE.match(a) for a in aliases):
         raise RegistrationError(f"{what} {name!r}: aliases must be a tuple of names, got {aliases!r}")
 

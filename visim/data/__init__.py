@@ -2,13 +2,17 @@
 
 Importing this module imports no torch, torchvision, numpy or scikit-learn: those are
 imported when a component is built. The batch contract, loaders and checks live in
-submodules (``records``, ``loaders``, ``check``).
+submodules (``records``, ``loaders``, ``check``). :class:`ReidData` (what a dataset factory
+returns) and :class:`Record` (one image) are public API.
 """
 
 from __future__ import annotations
 
 from visim.data import datasets, sampler_factories, transforms
+from visim.data.records import DataError, Record, ReidData
 from visim.hookspecs import hookimpl
+
+__all__ = ["DataError", "Record", "ReidData"]
 
 
 @hookimpl

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import attrs
 
+from visim import contract_checks
 from visim.data.bad_images import BadImage, find_bad_images
 from visim.data.records import SPLITS, Record, ReidData, preview, split_problems, train_test_overlap
 from visim.evaluation.options import JUNK_PID, protocol_named
@@ -120,7 +121,7 @@ def listing(title: str, items: Sequence, limit: int) -> list[str]:
 
 def check_data(config, *, read_images: bool = True) -> DataReport:
     """Check the dataset of ``config`` (an Experiment). Raises DataError if it cannot be loaded."""
-    data: ReidData = config.data.dataset.build()
+    data: ReidData = contract_checks.build(config.data.dataset)
     training = config.train is not None
     return DataReport(
         name=data.name or config.data.dataset.name,

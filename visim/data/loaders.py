@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import attrs
 
+from visim import contract_checks
 from visim.data.bad_images import BadImage, find_bad_images, missing_files_error
 from visim.data.records import DataError, ReidData, validate_splits
 from visim.data.transforms import build_pipeline
@@ -40,7 +41,7 @@ class Loaders:
 
 def prepare_data(config, *, train: bool) -> tuple[ReidData, list[BadImage]]:
     """Build the dataset, apply the bad-image policy and check the splits."""
-    data = config.data.dataset.build()
+    data = contract_checks.build(config.data.dataset)
     splits = ("train", "query", "gallery") if train else ("query", "gallery")
     skipped: list[BadImage] = []
     if config.data.on_bad_image == "skip":
@@ -82,7 +83,7 @@ def build_loaders(
     if training:
         transform = build_pipeline(cfg.train_transforms, cfg.image_size, train=True)
         sharding = {"num_replicas": num_replicas, "rank": rank} if num_replicas > 1 else {}
-        sampler = cfg.sampler.build(records=data.train, batch_size=cfg.batch_size, seed=seed, **sharding)
+        sampler = contract_checks.build(cfg.sampler, records=data.train, batch_size=cfg.batch_size, seed=seed, **sharding)
         if len(sampler) < cfg.batch_size:
             raise DataError(
                 f"the train split gives no full batch of {cfg.batch_size} "

@@ -25,7 +25,14 @@ class DataWarning(UserWarning):
 
 @attrs.frozen
 class Record:
-    """One image. ``class_id`` is set on train records only: the pid relabelled 0..C-1."""
+    """One image of a dataset.
+
+    ``path``: where :meth:`ReidData.load_image` finds it (a file path, or any key a subclass
+    understands); ``pid``: the identity, an int (-1: junk, ignored by evaluation); ``camid``: the
+    camera, an int (the default protocol ignores gallery images of the query's identity taken
+    by the query's camera). ``class_id`` is set by :class:`ReidData` on train records only: the
+    pid relabelled 0..C-1, the class a model's classifier learns. Leave it None.
+    """
 
     path: str
     pid: int
@@ -49,11 +56,18 @@ def read_image_file(path: str):
 
 
 class ReidData:
-    """The records of one dataset plus how to load their images.
+    """The records of one dataset plus how to load their images: what a dataset factory returns.
 
-    ``dropped`` counts what the parser left out on purpose, by reason (e.g. junk images), so
-    ``visim data check`` can say so. Subclasses that keep images in memory override
-    :meth:`load_image` and set ``in_memory``.
+    ``train``, ``query`` and ``gallery`` are sequences of :class:`Record` (stored as tuples;
+    train records get their ``class_id``). ``name`` appears in messages and ``visim data
+    check``; ``root`` is the folder the data came from, if any. ``dropped`` counts what the
+    parser left out on purpose, by reason (e.g. ``{"junk": 3}``), so ``visim data check`` can
+    say so. ``separate_test_pids``: test pids are numbered apart from train pids (equal numbers
+    are different people), so train/test overlap is not reported.
+
+    Images are loaded by :meth:`load_image` (an RGB PIL image from ``record.path``).
+    Subclasses that keep images in memory or fetch them elsewhere override it (and set
+    ``in_memory``). Train needs all three splits; a test run needs query and gallery.
     """
 
     in_memory = False

@@ -167,7 +167,9 @@ def default_transform_refs(train: bool) -> tuple:
 def build_pipeline(refs: Sequence[Any] | None, image_size: Sequence[int], *, train: bool) -> Pipeline:
     """Build configured transform references (None: the default pipeline) into one callable."""
     refs = default_transform_refs(train) if refs is None else refs
-    return Pipeline([ref.build(image_size=tuple(image_size)) for ref in refs])
+    from visim.contract_checks import build
+
+    return Pipeline([build(ref, image_size=tuple(image_size)) for ref in refs])
 
 
 def default_transforms(image_size: Sequence[int], train: bool) -> Pipeline:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from visim import contract_checks
 from visim.config.errors import ConfigError, Problem
 from visim.config.schema import Experiment
 from visim.distributed.group import shard_of_this_rank
@@ -46,7 +47,8 @@ def build_engine(
         raise ConfigError(
             Problem(f"the training data has {loaders.num_classes} classes, not {expected}", "$.train.nof_classes")
         )
-    model = config.model.build(num_classes=max(loaders.num_classes, 1))
+    num_classes = max(loaders.num_classes, 1)
+    model = contract_checks.build(config.model, num_classes=num_classes)
     engine = VisualSimilarityEngine(
         config,
         model,
@@ -56,6 +58,7 @@ def build_engine(
         loaders=loaders,
         run_dir=run_dir,
         quiet=quiet,
+        num_classes=num_classes,
         **engine_kwargs,
     )
     if resume is not None:

@@ -20,10 +20,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from visim import contract_checks
 from visim.config.schema import Experiment
 from visim.distributed import group as distributed
 from visim.distributed.sharded_extract import extract_sharded
 from visim.engine import checkpoint as ckpt
+from visim.engine import learnable_loss
 from visim.engine.extract import Embeddings
 from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
 from visim.outputs.atomic import write_text
@@ -78,6 +80,7 @@ class VisualSimilarityEngine:
         metric=None,
         quiet: bool = False,
         is_main_process: bool | None = None,
+        num_classes: int | None = None,
     ) -> None:
         if not isinstance(config, Experiment):
             from visim.config.load import config_from_dict
@@ -92,15 +95,22 @@ class VisualSimilarityEngine:
         self.precision = DTYPES[config.precision]
         self.query_loader, self.gallery_loader, self.train_dl = test_loader, val_loader, train_loader
         self.loaders = loaders  # what build_loaders made, if it did: the dataset, bad-image report
-        self.metric = metric if metric is not None else config.test.metric.build()
+        self.metric = metric if metric is not None else contract_checks.build(config.test.metric)
+        self._metric_checked = False  # its first block in an evaluation is checked, once
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
         # None: ask torch.distributed (rank 0 writes; a single process always does).
         self.is_main_process = distributed.is_main_process() if is_main_process is None else is_main_process
+        self._num_classes = num_classes
         self.model = self.configure_torch_module(model)
+        self.embedding_dim = getattr(model, "embedding_dim", None)
         self.loss = None
         if config.train is not None:
-            self.loss = config.train.loss.build(num_classes=self.num_classes)
+            self.embedding_dim = contract_checks.measure_embedding_dim(model, config.data.image_size, self.device)
+            context = {"num_classes": self.num_classes, "embedding_dim": self.embedding_dim}
+            self.loss = self.configure_loss(contract_checks.build(config.train.loss, **context))
+        modes = ("train", "eval") if train_loader is not None else ("eval",)
+        contract_checks.watch_model(model, num_classes=self.num_classes, embedding_dim=self.embedding_dim, modes=modes)
         self.optimizer = None
         self.lr_sched = None
         self.scaler = None
@@ -151,6 +161,8 @@ class VisualSimilarityEngine:
 
     @property
     def num_classes(self) -> int:
+        if self._num_classes is not None:
+            return self._num_classes
         head = getattr(unwrap(self.model), "classifier", None) or getattr(
             getattr(unwrap(self.model), "network", None), "classifier", None
         )
@@ -175,6 +187,12 @@ class VisualSimilarityEngine:
         module.train(self.config.train is not None if train is None else train)
         # DDP only for training: extraction runs on the bare module (see extract).
         return distributed.wrap_model(module, self.device) if self.train_dl is not None else module
+
+    def configure_loss(self, loss: nn.Module) -> nn.Module:
+        """The loss's own parameters live beside the model's: on the device, all-reduced (DDP)."""
+        contract_checks.watch_loss(loss)
+        loss = loss.to(self.device)
+        return distributed.wrap_model(loss, self.device) if self.train_dl is not None else loss
 
     def set_model_mode(self, mode: str) -> None:
         if mode not in ("train", "test", "eval"):
@@ -204,9 +222,11 @@ class VisualSimilarityEngine:
             raise RuntimeError("the config has no train section")
         if self.optimizer is None:
             params = [p for p in self.model.parameters() if p.requires_grad]
-            self.optimizer = train.optimizer.build(parameters=params)
+            loss_groups = learnable_loss.param_groups(self.loss)  # same options unless the loss says
+            parameters = [{"params": params}, *loss_groups] if loss_groups else params
+            self.optimizer = contract_checks.build(train.optimizer, parameters=parameters)
         if self.lr_sched is None and train.scheduler is not None:
-            self.lr_sched = train.scheduler.build(optimizer=self.optimizer, epochs=train.epochs)
+            self.lr_sched = contract_checks.build(train.scheduler, optimizer=self.optimizer, epochs=train.epochs)
         if self.scaler is None and self.precision == torch.float16 and self.device.type == "cuda":
             self.scaler = torch.amp.GradScaler("cuda")
 
@@ -277,14 +297,19 @@ class VisualSimilarityEngine:
             self.scaler.scale(loss).backward()
             if clip:
                 self.scaler.unscale_(self.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+                nn.utils.clip_grad_norm_(self.trained_parameters(), clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             return
         loss.backward()
         if clip:
-            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            nn.utils.clip_grad_norm_(self.trained_parameters(), clip)
         self.optimizer.step()
+
+    def trained_parameters(self) -> list[torch.Tensor]:
+        """The model's parameters and the loss's own."""
+        loss_params = list(self.loss.parameters()) if self.loss is not None else []
+        return [*self.model.parameters(), *loss_params]
 
     def step_scheduler(self, metrics: dict | None) -> None:
         if self.lr_sched is None:
@@ -314,16 +339,18 @@ class VisualSimilarityEngine:
 
         test = self.config.test
         query, gallery = self.extract(self.query_loader), self.extract(self.gallery_loader)
+        metric = self.metric if self._metric_checked else contract_checks.CheckedMetric(self.metric)
         result = evaluate_embeddings(
             query.embeddings,
             gallery.embeddings,
-            self.metric,
+            metric,
             query.pids,
             gallery.pids,
             query.camids,
             gallery.camids,
             options=test.eval_options(),
         )
+        self._metric_checked = True
         results = result.as_dict()
         results["epoch"] = self.epoch
         self.last_result, self.last_query, self.last_gallery = result, query, gallery
@@ -363,6 +390,7 @@ class VisualSimilarityEngine:
             epoch=epoch,
             global_step=self.global_step,
             model=ckpt.strip_module_prefix(unwrap(self.model).state_dict()),
+            loss=learnable_loss.state_of(self.loss),
             optimizer=optimizer.state_dict() if optimizer is not None else None,
             scheduler=lr_sched.state_dict() if lr_sched is not None else None,
             scaler=self.scaler.state_dict() if self.scaler is not None else None,
@@ -387,6 +415,7 @@ class VisualSimilarityEngine:
             unwrap(self.model).load_state_dict(state["model"])
         except RuntimeError as exc:
             raise ckpt.CheckpointError(f"{path} does not fit this model: {str(exc).splitlines()[0]}") from None
+        learnable_loss.restore(self.loss, state.get("loss"), path, strict=not weights_only)
         self.epoch = int(state["epoch"])
         if weights_only:
             return state

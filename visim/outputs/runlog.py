@@ -122,7 +122,9 @@ def recorded_in(run_dir: Path | None) -> Iterator[None]:
     try:
         yield
     except VisimError as exc:
-        logging.getLogger("visim.run").info("error: %s", exc)
+        # A job that failed on its way (a broken component, bad data) keeps its traceback in
+        # run.log, for whoever debugs it; the console shows the one line.
+        logging.getLogger("visim.run").info("error: %s", exc, exc_info=exc if exc.log_traceback else None)
         raise
     finally:
         logging.captureWarnings(False)
