@@ -43,25 +43,25 @@ class SumParams:
     terms: tuple[WeightedLoss, ...] = attrs.field(validator=non_empty)
 
 
-def build_cross_entropy(params: CrossEntropyParams, num_classes: int = 1):
+def build_cross_entropy(params: CrossEntropyParams, num_classes: int = 1, **context):
     """Cross entropy on the identity logits, with label smoothing (torchreid's default 0.1)."""
     from visim.losses.functional import CrossEntropy
 
     return CrossEntropy(params.label_smoothing)
 
 
-def build_triplet(params: TripletParams, num_classes: int = 1):
+def build_triplet(params: TripletParams, num_classes: int = 1, **context):
     """Batch-hard triplet loss on the embeddings (Hermans et al., 2017)."""
     from visim.losses.functional import BatchHardTriplet
 
     return BatchHardTriplet(params.margin, params.normalize)
 
 
-def build_sum(params: SumParams, num_classes: int = 1):
+def build_sum(params: SumParams, num_classes: int = 1, **context):
     """A weighted sum of other losses; each term's value is also reported on its own."""
     from visim.losses.functional import WeightedSum
 
-    terms = [(t.loss.name, t.loss.build(num_classes=num_classes), t.weight) for t in params.terms]
+    terms = [(t.loss.name, t.loss.build(num_classes=num_classes, **context), t.weight) for t in params.terms]
     return WeightedSum(terms)
 
 
