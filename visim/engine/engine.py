@@ -95,7 +95,9 @@ class VisualSimilarityEngine:
         self.model = self.configure_torch_module(model)
         self.loss = None
         if config.train is not None:
-            self.loss = config.train.loss.build(num_classes=self.num_classes)
+            # Stop-gap for the agreed loss context until issue 11's engine work (h6) lands.
+            embedding_dim = getattr(unwrap(self.model), "embedding_dim", None)
+            self.loss = config.train.loss.build(num_classes=self.num_classes, embedding_dim=embedding_dim)
         self.optimizer = None
         self.lr_sched = None
         self.scaler = None
