@@ -23,12 +23,14 @@ def register_models(register):
 
 @hookspec
 def register_losses(register):
-    """Register losses: ``factory(params, num_classes=...) -> callable(outputs, batch) -> loss``."""
+    """Register losses: ``factory(params, *, num_classes, embedding_dim) -> torch.nn.Module``
+    called as ``loss(logits, embeddings, targets) -> scalar tensor``."""
 
 
 @hookspec
 def register_datasets(register):
-    """Register datasets: ``factory(params, ...) -> object with train, query and gallery``."""
+    """Register datasets: ``factory(params) -> visim.data.records.ReidData`` (train, query
+    and gallery tuples of ``Record(path, pid, camid)``)."""
 
 
 @hookspec

@@ -50,7 +50,7 @@ README = '''\
 
 $summary
 
-A [visim](https://github.com/) plugin registering the $kind `$name`.
+A visim plugin registering the $kind `$name`.
 
 ```bash
 pip install -e .            # the entry point makes visim see it
