@@ -80,6 +80,15 @@ def test_unknown_rule_name_fails_the_plugin_when_it_loads(fake_dists, capsys):
     assert "plugin 'fake_rule' (visim-fake-rule) failed to load: metric 'fake-step'" in capsys.readouterr().err
 
 
+def test_unknown_rule_name_nested_in_a_combination_is_caught_too(fake_dists):
+    source = MISSPELT_RULE.replace(
+        '[rules.gte(1), rules.validator("multipl of", 8)]',
+        'rules.optional(rules.any_(rules.eq(1), rules.not_(rules.validator("multipl of", 8))))',
+    )
+    fake_dists.add("visim-fake-nested", {"fake_nested": "visim_fake_nested"}, {"visim_fake_nested": source})
+    assert info_of("fake_nested").reason.endswith("unknown validation rule 'multipl of' (see docs: rules)")
+
+
 def test_a_rule_registered_by_the_same_plugin_is_known_at_load(fake_dists):
     fake_dists.add("visim-fake-own", {"fake_own": "visim_fake_own"}, {"visim_fake_own": OWN_RULE})
     assert info_of("fake_own").status == "ok"

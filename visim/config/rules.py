@@ -182,8 +182,10 @@ def takes_data(name: str, use_registry: bool) -> bool:
 def compile_validation(spec: Any, use_registry: bool = True) -> Check:
     """Compile one validation (any of the forms in this module's docstring) into a Check."""
     if isinstance(spec, RuleValidator):
-        if spec._check is None and not use_registry:
+        if spec._check is None and use_registry is False:
             raise RuleNotBuiltin(f"{spec!r} names a plugin rule")
+        if spec._check is None and isinstance(use_registry, Mapping):
+            return compile_validation(spec.spec, use_registry)  # not cached: these rules may go
         return spec.check
     if spec is None:
         return Check("exist", test=lambda value: True)
@@ -326,8 +328,9 @@ def rule_validators(validator_: Any) -> Iterable[RuleValidator]:
         return
     for inner in ("_validators", "validators", "validator"):  # and_, ours and attrs' optional
         found = getattr(validator_, inner, None)
-        for each in found if isinstance(found, (tuple, list)) else [found] if found else []:
-            yield from rule_validators(each)
+        children = found if isinstance(found, (tuple, list)) else [] if found is None else [found]
+        for child in children:
+            yield from rule_validators(child)
 
 
 def validator(rule: Any, data: Any = NO_DATA) -> RuleValidator:
