@@ -14,6 +14,7 @@ import pytest
 import visim
 import visim.plugins
 from visim.cli import main
+from visim.config.errors import ConfigError
 from visim.plugins import PluginError, get_state
 
 MISSPELT_RULE = """
@@ -94,7 +95,7 @@ def test_a_rule_registered_by_the_same_plugin_is_known_at_load(fake_dists):
     assert info_of("fake_own").status == "ok"
     step = visim.get_registry().metrics.get("fake-step")
     assert step.make_params({"step": 4}).step == 4
-    with pytest.raises(visim.config.errors.ConfigError, match="got 3"):
+    with pytest.raises(ConfigError, match="got 3"):
         step.make_params({"step": 3})
 
 
