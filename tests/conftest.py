@@ -51,11 +51,13 @@ class FakeDistributions:
         entry_points: dict[str, str],
         modules: dict[str, str] | None = None,
         version: str = "1.0",
+        requires: tuple[str, ...] = (),
     ) -> Path:
         """Install distribution ``name`` with ``visim`` entry points and module sources.
 
         ``entry_points`` maps an entry-point name to ``module`` or ``module:attribute``;
-        ``modules`` maps a top-level module name to its (dedented) source.
+        ``modules`` maps a top-level module name to its (dedented) source; ``requires`` are
+        its ``Requires-Dist`` lines (``visim>=99``).
         """
         for module, source in (modules or {}).items():
             (self.root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -64,6 +66,7 @@ class FakeDistributions:
         dist_info.mkdir()
         (dist_info / "METADATA").write_text(
             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+            + "".join(f"Requires-Dist: {line}\n" for line in requires)
         )
         lines = "".join(f"{ep} = {target}\n" for ep, target in entry_points.items())
         (dist_info / "entry_points.txt").write_text(f"[visim]\n{lines}")

@@ -19,9 +19,12 @@ import attrs
 import pluggy
 
 from visim import hookspecs
+from visim.config.errors import ValidationException
+from visim.config.rules import check_rule_names
 from visim.errors import EXIT_USAGE, VisimError
 from visim.registry import (
     KINDS,
+    SINGULAR,
     Component,
     ComponentError,
     RegistrationError,
@@ -59,7 +62,7 @@ class PluginInfo:
     distribution: str | None
     version: str | None
     builtin: bool
-    status: str = "ok"  # ok | failed | blocked
+    status: str = "ok"  # ok | failed | blocked | incompatible
     reason: str | None = None
     hooks: list[str] = attrs.Factory(list)
     # kind ("metrics", ..., and "rules") -> names this plugin registered
@@ -91,6 +94,34 @@ def structure_params(data: Any, cls: type, path: str) -> Any:
     from visim.config.converter import structure
 
     return structure(data, cls, path)
+
+
+def visim_version() -> str:
+    from visim import __version__
+
+    return __version__
+
+
+def unmet_visim_requirement(dist: metadata.Distribution | None) -> str | None:
+    """The distribution's ``Requires-Dist`` on visim when the running visim does not meet it.
+
+    Only requirements that apply here count (``visim>=1; extra == 'dev'`` does not); a
+    pre-release visim is judged by its version like any other.
+    """
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for line in (dist.requires or []) if dist else []:
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            continue  # not ours to judge; pip would have refused it
+        if canonical_dist(requirement.name) != "visim":
+            continue
+        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+            continue
+        if not requirement.specifier.contains(visim_version(), prereleases=True):
+            return str(requirement)
+    return None
 
 
 def is_strict(environ) -> bool:
@@ -139,6 +170,10 @@ class _Loader:
         if (allowed is not None and not names & allowed) or names & disabled:
             info.status, info.reason = "blocked", "filtered by VISIM_LOAD_PLUGINS / VISIM_DISABLE_PLUGINS"
             self.infos.append(info)
+            return
+        unmet = unmet_visim_requirement(ep.dist)
+        if unmet:
+            self.fail(info, f"requires {unmet}, this is visim {visim_version()}", status="incompatible")
             return
         try:
             plugin = ep.load()
@@ -237,6 +272,14 @@ class _Loader:
         for rule in rules:
             if rule.name in self.registries.rules and not info.builtin:
                 raise RegistrationError(f"rule {rule.name!r} is already registered by {self.registries.rules[rule.name].plugin}")
+        # A misspelt rule name in a params class fails its plugin now, not when a config uses it.
+        known_rules = {**self.registries.rules, **{rule.name: rule for rule in rules}}
+        for component in components:
+            if component.params is not None:
+                try:
+                    check_rule_names(component.params, known_rules)
+                except ValidationException as exc:
+                    raise RegistrationError(f"{SINGULAR[component.kind]} {component.name!r}: {exc}") from None
         for component in components:
             self.registries[component.kind].add(component)
             info.components.setdefault(component.kind, []).append(component.name)
@@ -244,11 +287,12 @@ class _Loader:
             self.registries.rules[rule.name] = rule
             info.components.setdefault("rules", []).append(rule.name)
 
-    def fail(self, info: PluginInfo, reason: str) -> None:
-        info.status, info.reason = "failed", reason
+    def fail(self, info: PluginInfo, reason: str, status: str = "failed") -> None:
+        info.status, info.reason = status, reason
         self.infos.append(info)
         where = f" ({info.distribution})" if info.distribution else ""
-        message = f"plugin {info.name!r}{where} failed to load: {reason}"
+        outcome = "failed to load" if status == "failed" else f"is {status}"
+        message = f"plugin {info.name!r}{where} {outcome}: {reason}"
         if is_strict(self.environ):
             raise PluginError(f"{message} (VISIM_STRICT_PLUGINS=1)")
         print(

@@ -7,7 +7,7 @@ from collections import Counter
 
 from visim.commands._table import format_table, join_wrapped
 
-STATUSES = ("ok", "failed", "blocked")
+STATUSES = ("ok", "failed", "incompatible", "blocked")
 
 
 def add_parser(subparsers) -> None:

@@ -141,18 +141,27 @@ def plugin_leaf(rule) -> LeafRule:
     return LeafRule(rule.name, rule.check, rule.unary, phrase)
 
 
-def find_rule(name: str, use_registry: bool = True) -> LeafRule | str:
-    """The leaf rule called ``name``, or the name of a combining rule."""
+def find_rule(name: str, use_registry: bool | Mapping = True) -> LeafRule | str:
+    """The leaf rule called ``name``, or the name of a combining rule.
+
+    ``use_registry``: True looks plugin rules up in the loaded registry, False knows only the
+    built-in rules, and a mapping (name -> registry Rule) is the set of rules to use instead,
+    which lets the plugin loader check names before the registry exists.
+    """
     key = rule_key(name)
     if key in NESTED_RULES:
         return key
     if key in BUILTIN_LEAVES:
         return BUILTIN_LEAVES[key]
-    if not use_registry:
+    if use_registry is False:
         raise RuleNotBuiltin(f"rule {name!r} is not built in")
-    from visim.plugins import get_registry
+    if isinstance(use_registry, Mapping):
+        rules = use_registry
+    else:
+        from visim.plugins import get_registry
 
-    registered = {rule_key(n): rule for n, rule in get_registry().rules.items()}
+        rules = get_registry().rules
+    registered = {rule_key(n): rule for n, rule in rules.items()}
     if key in registered:
         return plugin_leaf(registered[key])
     known = sorted({*registered, *BUILTIN_LEAVES, *NESTED_RULES})
@@ -172,8 +181,10 @@ def takes_data(name: str, use_registry: bool) -> bool:
 def compile_validation(spec: Any, use_registry: bool = True) -> Check:
     """Compile one validation (any of the forms in this module's docstring) into a Check."""
     if isinstance(spec, RuleValidator):
-        if spec._check is None and not use_registry:
+        if spec._check is None and use_registry is False:
             raise RuleNotBuiltin(f"{spec!r} names a plugin rule")
+        if spec._check is None and isinstance(use_registry, Mapping):
+            return compile_validation(spec.spec, use_registry)  # not cached: these rules may go
         return spec.check
     if isinstance(spec, Check):
         return spec
@@ -295,6 +306,32 @@ class RuleValidator:
 
     def __repr__(self) -> str:
         return f"<rule validator {self.spec!r}>"
+
+
+def check_rule_names(params_class: type, rules: Mapping) -> None:
+    """Compile every rule validator of ``params_class`` whose rules are not built in against
+    ``rules`` (name -> registry Rule): an unknown rule name raises :class:`ValidationException`
+    naming the field, when the plugin loads rather than when a config first uses it.
+    """
+    for field in attrs.fields(params_class):
+        for each in rule_validators(field.validator):
+            if each._check is None:
+                try:
+                    compile_validation(each.spec, use_registry=rules)
+                except ValidationException as exc:
+                    raise ValidationException(f"{params_class.__name__}.{field.name}: {exc}") from None
+
+
+def rule_validators(validator_: Any) -> Iterable[RuleValidator]:
+    """The :class:`RuleValidator` objects inside a validator, through attrs' and_/optional."""
+    if isinstance(validator_, RuleValidator):
+        yield validator_
+        return
+    for inner in ("_validators", "validators", "validator"):  # and_, ours and attrs' optional
+        found = getattr(validator_, inner, None)
+        children = found if isinstance(found, (tuple, list)) else [] if found is None else [found]
+        for child in children:
+            yield from rule_validators(child)
 
 
 def validator(rule: Any, data: Any = NO_DATA) -> RuleValidator:
