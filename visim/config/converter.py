@@ -8,6 +8,7 @@ field's path, and collects every problem before raising one :class:`ConfigError`
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -120,15 +121,28 @@ def strict(expected: type | tuple[type, ...], name: str, cast=None):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
         if not isinstance(value, expected):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
-        return cast(value) if cast else value
+        if cast is None:
+            return value
+        try:
+            return cast(value)
+        except ValueError as exc:
+            raise ConfigError(Problem(str(exc), path)) from None
 
     return hook
+
+
+def finite(value: float) -> float:
+    # nan and inf pass every comparison rule the wrong way (nan > 0 is False, inf > 0 is True)
+    # and only blow up later, inside training: no config value needs them.
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number (got {value})")
+    return float(value)
 
 
 PRIMITIVES = {
     bool: strict(bool, "bool"),
     int: strict(int, "int"),
-    float: strict((int, float), "float", float),
+    float: strict((int, float), "float", finite),
     str: strict(str, "str"),
 }
 
