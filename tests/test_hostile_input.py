@@ -128,3 +128,32 @@ def test_names_and_integers_are_labels(tmp_path, pid):
     from visim.data.formats.manifest import check_label
 
     check_label(pid, "pid", "m.csv:2")
+
+
+# -- hostile configs ----------------------------------------------------------------------------
+
+LAUGHS = "".join(
+    f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+    for prev, name in zip([None, *"abcdefgh"], "abcdefghi")
+) + "model: convnet\ndata: {dataset: digits}\ntest: {metric: cosine, topk_cmc: *i}\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (LAUGHS, "expands to more than 100000 values"),  # 9**9 values once expanded
+        ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+        ("# padding\n" * 120_000, "larger than 1 MiB"),
+    ],
+)
+def test_hostile_configs_are_refused_quickly_in_one_line(tmp_path, text, message):
+    import time
+
+    path = tmp_path / "hostile.yaml"
+    path.write_text(text)
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert time.perf_counter() - started < 10
+    [problem] = caught.value.problems
+    assert message in str(problem.message)
