@@ -157,3 +157,50 @@ def test_hostile_configs_are_refused_quickly_in_one_line(tmp_path, text, message
     assert time.perf_counter() - started < 10
     [problem] = caught.value.problems
     assert message in str(problem.message)
+
+
+# -- crafted embeddings files -------------------------------------------------------------------
+
+
+def write_embeddings(path, **changes):
+    import json
+
+    arrays = {
+        "query_embeddings": np.eye(3, 4, dtype=np.float32), "query_pids": np.array([0, 1, 2]),
+        "query_camids": np.zeros(3, dtype=np.int64), "query_paths": np.array(["a", "b", "c"]),
+        "gallery_embeddings": np.eye(5, 4, dtype=np.float32), "gallery_pids": np.array([0, 1, 2, 0, 1]),
+        "gallery_camids": np.ones(5, dtype=np.int64), "gallery_paths": np.array(list("defgh")),
+        "meta": np.array(json.dumps({"metric": "cosine"})),
+    }
+    arrays.update(changes)
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"gallery_embeddings": np.eye(5, 3, dtype=np.float32)}, "query embeddings have 4 dimensions, gallery embeddings 3"),
+        ({"gallery_embeddings": np.full((5, 4), np.nan, np.float32)}, "gallery embeddings contain NaN or infinite"),
+        ({"query_pids": np.array([0.5, 1.0, 2.0])}, "query pids are torch.float64, not integers"),
+        ({"query_embeddings": np.eye(3, 4, dtype=np.int64)}, "query embeddings are torch.int64, not floating point"),
+        ({"meta": np.array("[1, 2]")}, "meta is list, not a mapping"),
+        ({"query_pids": np.array([0, 1])}, "inconsistent query arrays"),
+        ({"query_embeddings": np.zeros((0, 4), np.float32), "query_pids": np.zeros(0, np.int64),
+          "query_camids": np.zeros(0, np.int64), "query_paths": np.array([], dtype=str)}, "the query split is empty"),
+    ],
+)
+def test_crafted_embeddings_files_are_one_line_exit_2(tmp_path, capsys, changes, message):
+    from visim.cli import main
+
+    path = write_embeddings(tmp_path / "emb.npz", **changes)
+    assert main(["evaluate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_a_sound_embeddings_file_evaluates(tmp_path, capsys):
+    from visim.cli import main
+
+    assert main(["evaluate", str(write_embeddings(tmp_path / "emb.npz"))]) == 0
+    assert "mAP" in capsys.readouterr().out
