@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from importlib import metadata
 from typing import Any
 
@@ -124,6 +124,19 @@ def unmet_visim_requirement(dist: metadata.Distribution | None) -> str | None:
     return None
 
 
+def reraise_interrupt(exc: BaseException) -> None:
+    """Ctrl+C stays Ctrl+C; any other BaseException of a plugin (``sys.exit()`` at import
+    included) is that plugin's failure, not the command's exit."""
+    if isinstance(exc, KeyboardInterrupt):
+        raise exc
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def is_strict(environ) -> bool:
     return environ.get("VISIM_STRICT_PLUGINS", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -139,6 +152,12 @@ class _Loader:
 
     # -- discovery -------------------------------------------------------------------------
     def load(self) -> PluginState:
+        # Whatever a plugin prints while it loads goes to stderr: stdout belongs to the command
+        # (``visim plugins --json`` must stay valid JSON).
+        with redirect_stdout(sys.stderr):
+            return self.load_all()
+
+    def load_all(self) -> PluginState:
         from visim import __version__
 
         for module_name in DEFAULT_PLUGINS:
@@ -177,8 +196,9 @@ class _Loader:
             return
         try:
             plugin = ep.load()
-        except Exception as exc:  # any import failure of foreign code is isolated
-            self.fail(info, f"import failed: {type(exc).__name__}: {exc}")
+        except BaseException as exc:  # any failure of foreign code is isolated, even sys.exit()
+            reraise_interrupt(exc)
+            self.fail(info, f"import failed: {describe(exc)}")
             return
         self.add(info, plugin)
 
@@ -205,11 +225,12 @@ class _Loader:
                 raise RegistrationError(f"unknown hook(s) {', '.join(unknown)}; known hooks: {known}")
             components, rules = self.collect(info, plugin)
             self.commit(info, components, rules)
-        except Exception as exc:
+        except BaseException as exc:
+            reraise_interrupt(exc)
             self.pm.unregister(plugin)
             if not isolate:
                 raise
-            self.fail(info, f"{type(exc).__name__}: {exc}" if not isinstance(exc, ComponentError) else str(exc))
+            self.fail(info, describe(exc) if not isinstance(exc, ComponentError) else str(exc))
             return
         self.infos.append(info)
 

@@ -18,6 +18,7 @@ all of that for no user-visible gain. What visim does not handle, cattrs does.
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -131,15 +132,28 @@ def strict(expected: type | tuple[type, ...], name: str, cast=None):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
         if not isinstance(value, expected):
             raise ConfigError(Problem(f"expected {name}, got {describe(value)}", path))
-        return cast(value) if cast else value
+        if cast is None:
+            return value
+        try:
+            return cast(value)
+        except ValueError as exc:
+            raise ConfigError(Problem(str(exc), path)) from None
 
     return hook
+
+
+def finite(value: float) -> float:
+    # nan and inf pass every comparison rule the wrong way (nan > 0 is False, inf > 0 is True)
+    # and only blow up later, inside training: no config value needs them.
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number (got {value})")
+    return float(value)
 
 
 PRIMITIVES = {
     bool: strict(bool, "bool"),
     int: strict(int, "int"),
-    float: strict((int, float), "float", float),
+    float: strict((int, float), "float", finite),
     str: strict(str, "str"),
 }
 

@@ -62,10 +62,43 @@ ConfigLoader.yaml_implicit_resolvers = {
 ConfigLoader.add_implicit_resolver(FLOAT_TAG, FLOAT_RE, list("-+0123456789."))
 
 
+# A config is a few dozen values. These bounds refuse hostile files quickly and in bounded
+# memory: a huge file, and a "billion laughs" of nested aliases that a few lines of YAML expand
+# into billions of values (safe_load shares them, but every consumer walks them all).
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_VALUES = 100_000
+
+
+def expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
+    """How many values ``node`` holds with every alias expanded (each node measured once)."""
+    if id(node) not in sizes:
+        sizes[id(node)] = 0  # a recursive alias counts as a leaf while it is being measured
+        children = node.value if isinstance(node.value, list) else []
+        items = [part for child in children for part in (child if isinstance(child, tuple) else (child,))]
+        sizes[id(node)] = min(1 + sum(expanded_size(item, sizes) for item in items), MAX_CONFIG_VALUES + 1)
+    return sizes[id(node)]
+
+
+def load_bounded(text: str, source: str) -> Any:
+    loader = ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None and expanded_size(node, {}) > MAX_CONFIG_VALUES:
+            raise ConfigError(
+                f"{source} expands to more than {MAX_CONFIG_VALUES} values (through YAML aliases?); "
+                "a config holds settings, not data"
+            )
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load`` semantics (plus the fixes above); errors name source, line, column."""
     try:
-        return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+        return load_bounded(text, source)
+    except RecursionError:
+        raise ConfigError(f"{source} is nested too deeply to be a config") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
@@ -77,6 +110,8 @@ def parse_yaml(text: str, source: str) -> Any:
 
 def read_text(path: Path) -> str:
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB; a config holds settings, not data")
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None

@@ -18,6 +18,16 @@ SPLITS = ("train", "query", "gallery")
 class DataError(ValueError):
     """A dataset that cannot be used as configured: a missing folder, a bad file, an empty split."""
 
+    def __str__(self) -> str:
+        text = super().__str__()
+        # A DataLoader worker's error comes back as DataError("Caught DataError in DataLoader
+        # worker process 0.\nOriginal Traceback ...\n...DataError: <message>"): the message is
+        # its last line, and a user wants that one line, not the worker's traceback.
+        if "Original Traceback" in text:
+            last = text.rstrip().splitlines()[-1]
+            return last.split("DataError: ", 1)[-1]
+        return text
+
 
 class DataWarning(UserWarning):
     """Data that works but is probably not what was meant (identity overlap, unmatched queries)."""
@@ -48,11 +58,37 @@ def assign_class_ids(records: Iterable[Record]) -> tuple[Record, ...]:
 
 
 def read_image_file(path: str):
-    """Open an image file as an RGB PIL image, fully decoded (so corrupt files fail here)."""
+    """Open an image file as an RGB PIL image, fully decoded (so corrupt files fail here).
+
+    High-bit-depth images (16-bit and 32-bit integer, float) are scaled to 8 bits: PIL's own
+    conversion clips them, so a 16-bit photo would come out white. Images above PIL's
+    decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) are refused, as a ValueError.
+    """
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.convert("RGB")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return eight_bit(image).convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ValueError(f"refused as a possible decompression bomb: {exc}") from None
+
+
+def eight_bit(image):
+    """``image`` with 8-bit channels: integer modes scaled from their bit depth, float from [0, 1]."""
+    if image.mode not in ("I", "F") and not image.mode.startswith("I;16"):
+        return image
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        full = 1.0 if values.size and values.max() <= 1.0 else 255.0
+    else:  # "I" holds 16-bit PNGs in some PIL versions, 32-bit TIFFs in others
+        full = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+    scaled = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled)  # uint8 [H, W]: mode "L"
 
 
 class ReidData:

@@ -8,39 +8,11 @@ with an epsilon, as :func:`torch.nn.functional.normalize` does.
 from __future__ import annotations
 
 import math
-import weakref
 
 import torch
 from torch.nn import functional as F
 
 from visim.metrics.base import Metric
-
-
-class RowNorms:
-    """Squared row norms of the last matrix seen, reused while that very tensor is unchanged.
-
-    Evaluation calls a metric with one chunk of queries after another against the same
-    gallery; recomputing the gallery's norms costs a pass over it, and a temporary as large,
-    per chunk. The tensor is held by a weak reference and its in-place version counter is
-    checked, so a freed or modified gallery is never served stale norms. A copy or pickle of
-    the cache starts empty.
-    """
-
-    def __init__(self) -> None:
-        self.entry: tuple | None = None
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.is_inference():  # no version counter to prove it unchanged: never cached
-            return x.pow(2).sum(dim=1)
-        entry = self.entry
-        if entry is not None and entry[0]() is x and entry[1] == x._version:
-            return entry[2]
-        norms = x.pow(2).sum(dim=1)
-        self.entry = (weakref.ref(x), x._version, norms)
-        return norms
-
-    def __reduce__(self):
-        return (RowNorms, ())
 
 
 def squared_euclidean(a: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor | None = None):
@@ -56,13 +28,16 @@ def squared_euclidean(a: torch.Tensor, b: torch.Tensor, b_norms: torch.Tensor | 
 
 
 class GalleryNormsMetric(Metric):
-    """A metric built on :func:`squared_euclidean` that caches the gallery's norms."""
+    """A metric built on :func:`squared_euclidean`.
 
-    def __init__(self) -> None:
-        self.gallery_norms = RowNorms()
+    The gallery's norms are recomputed on every call, never cached across calls: a tensor can
+    change without its version counter moving (through ``.data`` or a shared numpy array), and
+    a stale norm silently corrupts every distance. The norms take one pass over the gallery per
+    call, 1/N of the work of the call's [N, M] matrix product.
+    """
 
     def squared(self, a, b):
-        return squared_euclidean(a, b, self.gallery_norms(b))
+        return squared_euclidean(a, b)
 
 
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

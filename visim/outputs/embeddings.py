@@ -147,6 +147,7 @@ def load_embeddings(path: str | Path) -> SavedEmbeddings:
             splits, meta = read_npz(path)
         else:
             splits, meta = read_pt(path)
+        check_consistent(path, splits, meta)
     except EmbeddingsFileError:
         raise
     except Exception as exc:  # zip, pickle and numpy errors all mean: not our file
@@ -174,6 +175,22 @@ def read_npz(path: Path) -> tuple[dict[str, Embeddings], dict]:
     return splits, meta
 
 
+def check_consistent(path: Path, splits: dict[str, Embeddings], meta: Any) -> None:
+    """What ranking needs of a file that may have been written by anyone."""
+    if not isinstance(meta, dict):
+        raise EmbeddingsFileError(f"{path}: not a visim embeddings file (meta is {type(meta).__name__}, not a mapping)")
+    query, gallery = splits["query"].embeddings, splits["gallery"].embeddings
+    if query.shape[1] != gallery.shape[1]:
+        raise EmbeddingsFileError(
+            f"{path}: query embeddings have {query.shape[1]} dimensions, gallery embeddings {gallery.shape[1]}"
+        )
+    for split, embeddings in splits.items():
+        if len(embeddings.pids) == 0:
+            raise EmbeddingsFileError(f"{path}: the {split} split is empty")
+        if not torch.isfinite(embeddings.embeddings).all():
+            raise EmbeddingsFileError(f"{path}: the {split} embeddings contain NaN or infinite values")
+
+
 def read_pt(path: Path) -> tuple[dict[str, Embeddings], dict]:
     state = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -196,4 +213,9 @@ def as_embeddings(path: Path, split: str, embeddings, pids, camids, paths: list[
             f"{path}: inconsistent {split} arrays (embeddings {tuple(embeddings.shape)}, "
             f"pids {tuple(pids.shape)}, camids {tuple(camids.shape)}, {len(paths)} paths)"
         )
+    if not embeddings.is_floating_point():
+        raise EmbeddingsFileError(f"{path}: {split} embeddings are {embeddings.dtype}, not floating point")
+    for name, labels in (("pids", pids), ("camids", camids)):
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise EmbeddingsFileError(f"{path}: {split} {name} are {labels.dtype}, not integers")
     return Embeddings(embeddings.float(), pids.long(), camids.long(), paths)

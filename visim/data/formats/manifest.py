@@ -9,6 +9,7 @@ query images are camera 0 and all others camera 1, so a same-camera protocol fil
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -32,9 +33,30 @@ def manifest_format(path: str, fmt: str) -> str:
     return FORMATS[extension]
 
 
+# What spreadsheets and editors write: UTF-8 (with or without Excel's byte-order mark),
+# UTF-16 with a byte-order mark (Excel's "Unicode text"), and Windows-1252 (Excel's "CSV").
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def encoding_of(path: str) -> str:
+    with open(path, "rb") as handle:
+        data = handle.read()
+    for bom, encoding in BOMS:
+        if data.startswith(bom):
+            return encoding
+    for encoding in ("utf-8", "cp1252"):
+        try:
+            data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        return encoding
+    raise DataError(f"manifest {path!r} is neither UTF-8, UTF-16 nor Windows-1252 text; save it as UTF-8")
+
+
 def read_rows(path: str, fmt: str) -> Iterator[tuple[int, dict]]:
     """(line number, row) pairs; values are strings or JSON scalars."""
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding=encoding_of(path), newline="") as handle:
         if fmt == "csv":
             reader = csv.DictReader(handle)
             for row in reader:
@@ -54,6 +76,21 @@ def read_rows(path: str, fmt: str) -> Iterator[tuple[int, dict]]:
 
 def text(value) -> str:
     return "" if value is None else str(value).strip()
+
+
+def check_label(value, column: str, where: str) -> None:
+    """An identity or camera is an integer or a name: not a fraction, a flag or a structure."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return
+    if isinstance(value, str):
+        label = value.strip()
+        if label.lstrip("+-").isdigit() or not any(c.isdigit() for c in label):
+            return  # an integer, or a name ("nan" and "inf" too, however odd)
+        try:
+            float(label)
+        except ValueError:
+            return  # a name with digits: "person_007"
+    raise DataError(f"{where}: {column} must be an integer or a name (got {value!r})")
 
 
 def split_of(row: dict, where: str) -> str:
@@ -80,6 +117,8 @@ def load_manifest(path: str, *, root: str | None = None, fmt: str = "auto") -> R
         for column in ("path", "pid", "split"):
             if not text(row.get(column)):
                 raise DataError(f"{where}: missing {column!r}")
+        for column in ("pid", "camid"):
+            check_label(row.get(column), column, where)
         rows.append((where, split_of(row, where), row))
     if not rows:
         raise DataError(f"manifest {path!r} has no rows")
