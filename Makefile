@@ -14,7 +14,8 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
-	$(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	# setuptools warns about every editable install of a flat layout: not a problem here.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)

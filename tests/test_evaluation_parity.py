@@ -146,3 +146,24 @@ def test_market_official_ap_equals_the_official_code(seed):
     standard = evaluate(distmat, q_pids, g_pids, q_cams, g_cams, no_positive="zero")
     # The trapezoid averages in the precision just before each hit, (m-1)/(r-1) <= m/r.
     assert result.mAP < standard.mAP
+
+
+def test_identity_minus_one_is_junk_in_visim_but_a_negative_in_torchreid():
+    """torchreid's ``evaluate_rank`` ranks gallery identity -1 as an ordinary negative (its
+    Market-1501 loader drops junk images instead); visim's market1501 protocol ignores it, as
+    the official Market-1501 code does. So visim == torchreid on the gallery without -1."""
+    q, g, q_pids, g_pids, q_cams, g_cams = make_case(0)
+    g_pids = g_pids.copy()
+    g_pids[::7] = -1  # junk scattered through the gallery
+    distmat = compute_distance_matrix(q, g, metric="euclidean").numpy()
+    visim_result = evaluate(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50)
+
+    _, map_with_junk = evaluate_rank(distmat, q_pids, g_pids, q_cams, g_cams, max_rank=50,
+                                     use_metric_cuhk03=False, use_cython=False)
+    keep = g_pids != -1
+    cmc, map_without_junk = evaluate_rank(distmat[:, keep], q_pids, g_pids[keep], q_cams,
+                                          g_cams[keep], max_rank=50, use_metric_cuhk03=False,
+                                          use_cython=False)
+    assert visim_result.mAP == pytest.approx(map_without_junk, abs=1e-6)
+    np.testing.assert_allclose(visim_result.cmc, cmc, atol=1e-6)
+    assert visim_result.mAP > map_with_junk + 1e-3  # torchreid counts the junk as misses

@@ -1,0 +1,45 @@
+"""The demo table in README.md and the docs is what ``make demo`` prints at its seed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("demo_figures", ROOT / "docs" / "demo_figures.py")
+demo_figures = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(demo_figures)
+
+PRINTED = """\
+Results (%)
+Rank-1  Rank-5  Rank-10    mAP   mINP  valid  skipped
+------  ------  -------  -----  -----  -----  -------
+ 80.11   93.92    95.58  28.31  14.68    181        0
+Results (epoch 2, %)
+Rank-1  Rank-5  Rank-10    mAP   mINP  valid  skipped
+------  ------  -------  -----  -----  -----  -------
+ 86.74   96.13    98.90  42.95  16.44    181        0
+"""
+
+
+def test_the_first_and_last_printed_tables_are_before_and_after():
+    before, after = demo_figures.before_and_after(PRINTED)
+    assert (before["Rank-1"], before["mAP"]) == ("80.11", "28.31")
+    assert (after["Rank-5"], after["mINP"]) == ("96.13", "16.44")
+    with pytest.raises(ValueError, match="found 1"):
+        demo_figures.before_and_after(PRINTED.split("Results (epoch")[0])
+
+
+def test_the_readme_block_is_replaced_in_place():
+    text = "intro\n<!-- demo-table:start -->\nold\n<!-- demo-table:end -->\noutro\n"
+    assert demo_figures.with_readme_table(text, "new") == text.replace("old", "new")
+
+
+@pytest.mark.slow
+def test_readme_and_docs_tables_equal_what_the_demo_prints(tmp_path):
+    before, after = demo_figures.before_and_after(demo_figures.run_demo(tmp_path))
+    readme = demo_figures.README.read_text()
+    assert demo_figures.readme_table(readme) == demo_figures.markdown_table(before, after)
+    assert demo_figures.DOCS_TABLE.read_text() == demo_figures.rst_table(before, after)
