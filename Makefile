@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv when absent and install visim (editable, dev extras) plus every
+# Both create .venv when absent and install visim (editable, dev and export extras) plus every
 # plugin package under plugins/. Re-installs only when a pyproject.toml changed.
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
-	$(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(BIN)/pip install -q -e '.[dev,export]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)

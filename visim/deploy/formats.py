@@ -17,6 +17,8 @@ import contextlib
 import importlib.util
 import io
 import json
+import logging
+import re
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -33,6 +35,7 @@ METADATA_KEY = "visim"
 EXTRA_FILE = "visim.json"
 INPUT, OUTPUT = "images", "embeddings"
 TITLES = {"onnx": "ONNX", "torchscript": "TorchScript"}
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def require_onnx() -> None:
@@ -43,11 +46,27 @@ def require_onnx() -> None:
 
 @contextlib.contextmanager
 def quiet_torch():
-    """torch.jit's deprecation notices and the ONNX exporter's progress lines are not ours to show."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    """Deprecation notices, progress lines and graph dumps of the exporters are not for users.
+
+    A failure is reported as one line (:func:`first_line`) instead.
+    """
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore", FutureWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        yield
+        logging.disable(logging.CRITICAL)  # torch logs graph dumps through its own handlers
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+def first_line(exc: BaseException) -> str:
+    """The innermost cause's first line, without terminal colours: the reason, not the wrapper."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = ANSI.sub("", str(exc))
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
 
 
 def write(fmt: str, module: torch.nn.Module, example: torch.Tensor, path: Path, metadata: dict) -> None:
@@ -58,8 +77,7 @@ def write(fmt: str, module: torch.nn.Module, example: torch.Tensor, path: Path, 
     except MissingExtraError:
         raise
     except Exception as exc:  # whatever the exporter, or the model's own code, raised
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ExportError(f"{type(exc).__name__}: {first.strip()}") from exc
+        raise ExportError(first_line(exc)) from exc
 
 
 def write_onnx(module, example, path: Path, metadata: dict) -> None:
@@ -110,8 +128,7 @@ def load(path: Path) -> LoadedExport:
     except MissingExtraError:
         raise
     except Exception as exc:
-        first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-        raise ExportError(f"cannot load {path} as {TITLES[fmt]}: {first.strip()}") from exc
+        raise ExportError(f"cannot load {path} as {TITLES[fmt]}: {first_line(exc)}") from exc
 
 
 def load_onnx(path: Path) -> LoadedExport:

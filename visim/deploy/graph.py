@@ -32,6 +32,11 @@ class Preprocessing:
     std: tuple[float, float, float] | None
     resizes: tuple = ()  # the pipeline's Resize steps: the parity check applies them to PIL images
 
+    @property
+    def interpolation(self) -> str | None:
+        """How ``visim predict`` resizes (PIL's filter of that name), None if it does not."""
+        return self.resizes[-1].interpolation.value if self.resizes else None
+
     def resize(self, image):
         """A PIL image at the input size, as ``visim predict`` resizes it."""
         for step in self.resizes:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from visim.deploy.errors import ExportError
+from visim.deploy.formats import first_line
 
 MIN_COSINE = 0.9999
 MAX_RELATIVE_ERROR = 1e-3
@@ -100,8 +101,7 @@ def check(run: Callable[[np.ndarray], np.ndarray], batches: Sequence[CheckBatch]
         try:
             output = np.asarray(run(batch.images))
         except Exception as exc:  # the runtime's own error: a shape it rejects, a bad graph
-            first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-            failures.append(f"batch size {size}: the export failed to run: {first.strip()}")
+            failures.append(f"batch size {size}: the export failed to run: {first_line(exc)}")
             continue
         if output.shape != batch.reference.shape or output.dtype != np.float32:
             failures.append(
