@@ -240,7 +240,7 @@ def manifest_run(run_dir, tmp_path_factory):
         image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
         Image.fromarray(image).save(root / f"{index}.png")
         split = "train" if index >= 16 else "query" if index < 4 else "gallery"
-        rows.append({"path": f"{index}.png", "pid": index % 4 if index < 16 else index - 16, "camid": index % 2, "split": split})
+        rows.append({"path": f"{index}.png", "pid": index % 4 if index < 16 else index - 6, "camid": index % 2, "split": split})
     with (root / "images.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
