@@ -1,5 +1,5 @@
 # The two commands of the README: `make demo` and `make test`.
-# Both create .venv when absent and install visim (editable, dev extras) plus every
+# Both create .venv when absent and install visim (editable, dev and export extras) plus every
 # plugin package under plugins/. Re-installs only when a pyproject.toml changed.
 PYTHON ?= python3
 VENV   := .venv
@@ -15,7 +15,7 @@ $(BIN)/python:
 
 $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
 	# setuptools warns about every editable install of a flat layout: not a problem here.
-	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -e '.[dev]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -e '.[dev,export]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 install: $(STAMP)
