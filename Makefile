@@ -13,8 +13,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
+# PYTHONWARNINGS: setuptools warns about every editable install of a flat layout; not a problem here.
 $(STAMP): $(BIN)/python pyproject.toml $(PLUGINS)
-	# setuptools warns about every editable install of a flat layout: not a problem here.
 	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install -q -e '.[dev,export]' $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
