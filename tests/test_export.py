@@ -23,7 +23,7 @@ from visim.deploy import formats
 from visim.deploy.graph import DeployableModel
 from visim.deploy.parity import MIN_COSINE, cosines
 from visim.engine.build import build_engine
-from visim.engine.export import load_embeddings
+from visim.outputs.embeddings import load_embeddings
 
 ROOT = Path(__file__).resolve().parents[1]
 SNIPPET = ROOT / "docs" / "deploy_snippet.py"

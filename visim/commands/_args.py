@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-def add_config_arguments(parser) -> None:
+def add_config_arguments(parser, metavar: str = "CONFIG", help: str = "the YAML experiment config") -> None:
     """The CONFIG positional (``args.config``, which cli.main names in reports) and ``--set``."""
-    parser.add_argument("config", metavar="CONFIG", help="the YAML experiment config")
+    parser.add_argument("config", metavar=metavar, help=help)
     parser.add_argument(
         "--set",
         action="append",

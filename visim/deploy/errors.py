@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from visim.errors import VisimError
 
-class ExportError(RuntimeError):
-    """A model, transform or file that cannot be exported, loaded or checked."""
+
+class ExportError(VisimError, RuntimeError):
+    """A model, transform or file that cannot be exported, loaded or checked (exit 1)."""
+
+    log_traceback = True
 
 
 class MissingExtraError(ExportError):
