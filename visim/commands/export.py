@@ -79,7 +79,7 @@ def run(config, weights, fmt, args) -> int:
                 checked = export_model(config, weights, fmt, args.out, quiet=args.quiet)
     except ParityError as exc:
         if not args.quiet:  # the figures first, then cli.main's one line
-            print(exc.report.summary(), file=sys.stderr)
+            print(exc.parity.summary(), file=sys.stderr)
         if not args.check:
             exc.args = (f"{exc}; nothing was written to {args.out}",)
         raise

@@ -21,11 +21,11 @@ FORMAT, VERSION = "visim-export", 1
 
 
 class ParityError(ExportError):
-    """The export does not reproduce the PyTorch embeddings; ``report`` says how far off."""
+    """The export does not reproduce the PyTorch embeddings; ``parity`` says how far off."""
 
     def __init__(self, path: Path, report: parity.ParityReport) -> None:
         super().__init__(f"parity check failed for {path}: {'; '.join(report.failures)}")
-        self.report = report
+        self.parity = report  # not "report": VisimError.report() is the one-line message
 
 
 @attrs.frozen
