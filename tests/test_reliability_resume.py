@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -222,3 +224,97 @@ def test_a_diverging_learning_rate_is_the_same_one_line(tmp_path, capsys):
     (line,) = errors(capsys.readouterr().err)
     assert line.startswith("visim: error: loss is ") and "at epoch 1, step " in line
     assert "no checkpoint was saved yet; lower train.optimizer.lr or set train.grad_clip" in line
+
+
+# -- validate == run -------------------------------------------------------------------------------
+BAD_FOR_THE_DATA = [
+    # (override, the line validate reports)
+    ("data.batch_size=30", "batch_size (30) must be a multiple of the identity sampler's num_instances (8); e.g. 24 @ $.data.batch_size"),
+    ("train.nof_classes=7", "the training data has 5 classes, not 7 @ $.train.nof_classes"),
+    ("data.batch_size=48", "identity sampler cannot fill one batch of 6 identities x 8 instances: the train split has 5 identities"),
+    ("data.sampler=random", "the train split gives no full batch of 200 (120 images, sampler 'random' yields 120) @ $.data.batch_size"),
+]
+
+
+@pytest.mark.parametrize(("override", "problem"), BAD_FOR_THE_DATA)
+def test_validate_refuses_what_run_refuses_before_training(tmp_path, capsys, override, problem):
+    overrides = [override] + (["data.batch_size=200"] if override == "data.sampler=random" else [])
+    args = [arg for o in overrides for arg in ("--set", o)]
+    path = write(tmp_path, tiny_config(tmp_path))
+    assert main(["validate", path, *args]) == 2
+    lines = errors(capsys.readouterr().err)
+    assert lines[0] == f"{path}: 1 problem" and problem in lines[1] and len(lines) == 2
+    assert main(["validate", path, "--config-only", *args]) == 0  # the config alone is fine
+    capsys.readouterr()
+    assert main(["train", path, "--quiet", *args]) in (1, 2)  # and run agrees
+    assert problem.split(" @ ")[0] in capsys.readouterr().err
+
+
+def test_validate_reports_missing_data_at_the_dataset_and_config_only_skips_it(tmp_path, capsys):
+    path = write(tmp_path, tiny_config(tmp_path))
+    absent = ["--set", f"data.dataset={{name: market1501, root: {tmp_path / 'nowhere'}}}"]
+    assert main(["validate", path, *absent]) == 2
+    assert errors(capsys.readouterr().err)[1] == f"  Market-1501 root '{tmp_path / 'nowhere'}' does not exist @ $.data.dataset"
+    assert main(["validate", path, "--config-only", *absent]) == 0
+    assert capsys.readouterr().out.endswith("metric euclidean\n")
+    assert main(["validate", path]) == 0
+    assert capsys.readouterr().out.endswith("; data: 120 train images of 5 identities, 25 query, 95 gallery images\n")
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ("data.image_size=[100000, 128]", "must be <= 4096 (got 100000) @ $.data.image_size[0]"),
+        ("data.batch_size=10000000", "must be <= 65536 (got 10000000) @ $.data.batch_size"),
+        ("data.eval_batch_size=10000000", "must be <= 65536 (got 10000000) @ $.data.eval_batch_size"),
+        ("data.num_workers=100000", "must be <= 256 (got 100000) @ $.data.num_workers"),
+        ("test.max_rank=1000000000000", "must be <= 100000 (got 1000000000000) @ $.test.max_rank"),
+        ("test.topk_cmc=[1, 1000000000]", "must be <= 100000 (got 1000000000) @ $.test.topk_cmc[1]"),
+        ("test.memory_budget=1e30", "expected int, got float 1e+30 @ $.test.memory_budget"),
+        ("test.memory_budget=1000000000000000000", "must be <= 1099511627776 (got 1000000000000000000) @ $.test.memory_budget"),
+        ("test.ranked_topk=1000000", "must be <= 100 (got 1000000) @ $.test.ranked_topk"),
+        ("test.max_embeds=1000000000", "must be <= 1000000 (got 1000000000) @ $.test.max_embeds"),
+    ],
+)
+def test_resource_absurd_values_are_config_errors(tmp_path, capsys, override, problem):
+    path = write(tmp_path, tiny_config(tmp_path))
+    assert main(["validate", path, "--config-only", "--set", override]) == 2
+    assert errors(capsys.readouterr().err)[1:] == [f"  {problem}"]
+
+
+# -- evaluation options are strict -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        ({"higher_is_better": "false"}, "must be a bool or None (got 'false') @ $.higher_is_better"),
+        ({"higher_is_better": 1}, "must be a bool or None (got 1) @ $.higher_is_better"),
+        ({"max_rank": "5"}, "@ $.max_rank"),
+        ({"max_rank": 10**12}, "must be <= 100000 (got 1000000000000) @ $.max_rank"),
+        ({"topk": [1, "5"]}, "@ $.topk[1]"),
+        ({"keep_topk": True}, "@ $.keep_topk"),
+        ({"memory_budget": 2.5}, "@ $.memory_budget"),
+        ({"protocol": 3}, "@ $.protocol"),
+    ],
+)
+def test_evaluation_options_have_strict_types(settings, problem):
+    import numpy as np
+
+    from visim.config.errors import ConfigError
+    from visim.evaluation import evaluate, evaluate_embeddings
+    from visim.evaluation.options import EvalOptions
+
+    with pytest.raises(ConfigError, match=re.escape(problem)):
+        evaluate(np.zeros((2, 2)), [0, 1], [0, 1], **settings)
+    with pytest.raises(ConfigError):
+        evaluate_embeddings(torch.eye(2), torch.eye(2), "euclidean", [0, 1], [0, 1], **settings)
+    with pytest.raises(ConfigError):
+        EvalOptions(**settings)
+
+
+def test_a_numpy_bool_is_a_bool():
+    import numpy as np
+
+    from visim.evaluation.options import EvalOptions
+
+    assert EvalOptions(higher_is_better=np.bool_(True)).higher_is_better is True
+    assert EvalOptions(higher_is_better=False).higher_is_better is False
