@@ -179,7 +179,7 @@ def tiny_run(overrides: Mapping[str, Any] | None = None, log_dir: str | Path | N
     """
     from visim.config.load import config_from_dict
     from visim.engine.build import build_engine
-    from visim.engine.rundir import create_run_dir
+    from visim.outputs.rundir import create_run_dir
 
     with tempfile.TemporaryDirectory(prefix="visim-tiny-run-") as scratch:
         config = tiny_config(str(log_dir or scratch))
