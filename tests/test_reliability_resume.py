@@ -318,3 +318,19 @@ def test_a_numpy_bool_is_a_bool():
 
     assert EvalOptions(higher_is_better=np.bool_(True)).higher_is_better is True
     assert EvalOptions(higher_is_better=False).higher_is_better is False
+
+
+# -- the resume policy, unit by unit -------------------------------------------------------------
+def test_a_renamed_component_is_one_change_and_an_old_checkpoint_is_trusted():
+    from visim.engine import resume
+
+    old = {"train": {"optimizer": {"name": "adam", "lr": 0.1, "betas": [0.9, 0.99]}, "epochs": 2}}
+    new = {"train": {"optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}, "epochs": 3}}
+    found = resume.changes(old, new)
+    assert [(c.setting, c.refusal is None) for c in found] == [("train.optimizer.name", False), ("train.epochs", True)]
+    assert resume.check(None, new, "old.pt") == []  # written before checkpoints kept their config
+    lr = resume.Change("$.train.optimizer.lr", 0.1, 0.2)
+    assert lr.refusal is None and str(lr) == "train.optimizer.lr 0.1 -> 0.2"
+    assert resume.Change("$.train.optimizer.betas", [0.9, 0.99], [0.8, 0.99]).refusal is not None
+    assert resume.Change("$.data.num_workers", 0, 4).refusal is None
+    assert resume.Change("$.data.image_size", [16, 16], [32, 32]).refusal is not None
