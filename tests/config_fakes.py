@@ -11,6 +11,7 @@ import attrs
 
 from visim import hookimpl
 from visim.config import rules
+from visim.data import Record, ReidData
 
 
 @attrs.frozen
@@ -50,6 +51,26 @@ def build(params, **context):
     return params
 
 
+class FakeData(ReidData):
+    """``identities`` people in memory: 4 train images each, 1 query and 3 gallery images."""
+
+    in_memory = True
+
+
+def build_dataset(params: FakeDatasetParams) -> FakeData:
+    def records(split: str, per_identity: int, camid: int) -> list[Record]:
+        first = 0 if split == "train" else params.identities  # test people are not train people
+        ids = range(first, first + params.identities)
+        return [Record(f"{split}/{pid}/{i}", pid, camid + i % 2) for pid in ids for i in range(per_identity)]
+
+    return FakeData(records("train", 4, 0), records("query", 1, 0), records("gallery", 3, 1), name="fake")
+
+
+def build_sampler(params: FakeSamplerParams, records, batch_size, seed=0, **sharding) -> list[int]:
+    """Every train image once, in order (``visim validate`` checks it gives a full batch)."""
+    return list(range(len(records)))
+
+
 @hookimpl
 def register_models(register):
     register("fake_model", build, params=FakeModelParams)
@@ -57,7 +78,7 @@ def register_models(register):
 
 @hookimpl
 def register_datasets(register):
-    register("fake_dataset", build, params=FakeDatasetParams)
+    register("fake_dataset", build_dataset, params=FakeDatasetParams)
 
 
 @hookimpl
@@ -73,7 +94,7 @@ def register_losses(register):
 
 @hookimpl
 def register_samplers(register):
-    register("fake_sampler", build, params=FakeSamplerParams)
+    register("fake_sampler", build_sampler, params=FakeSamplerParams)
 
 
 @hookimpl

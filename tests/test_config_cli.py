@@ -39,7 +39,8 @@ def test_validate_prints_a_one_line_summary(config_file, capsys):
     out = capsys.readouterr().out
     assert out == (
         f"{path}: valid; experiment 'fake': model fake_model, dataset fake_dataset, "
-        "train 2 epochs (fake_loss, adam), metric fake_metric\n"
+        "train 2 epochs (fake_loss, adam), metric fake_metric; "
+        "data: 40 train images of 10 identities, 10 query, 30 gallery images\n"
     )
 
 

@@ -248,15 +248,25 @@ def watch_loss(loss: Any) -> None:
 
 
 class CheckedMetric:
-    """Calls ``metric``, checking its first result block ([N, M], real, finite)."""
+    """Calls ``metric``, checking its first result block ([N, M], real, finite) unless
+    ``checked`` already; an exception the metric raises, in any block, is a
+    :class:`ContractError` naming it (the original is its ``__cause__``)."""
 
-    def __init__(self, metric: Any) -> None:
+    def __init__(self, metric: Any, *, checked: bool = False) -> None:
         self.metric = metric
         self.higher_is_better = bool(getattr(metric, "higher_is_better", False))
-        self.checked = False
+        self.checked = checked
+
+    @property
+    def who(self) -> str:
+        return describe(component_of(self.metric), "metrics", self.metric)
 
     def __call__(self, a: Any, b: Any) -> Any:
-        block = self.metric(a, b)
+        try:
+            block = self.metric(a, b)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise ContractError(self.who, f"raised {type(exc).__name__}: {first}".rstrip(": ")) from exc
         if not self.checked:
             self.check(block, len(a), len(b))
             self.checked = True
@@ -265,7 +275,7 @@ class CheckedMetric:
     def check(self, block: Any, rows: int, cols: int) -> None:
         import torch
 
-        who = describe(component_of(self.metric), "metrics", self.metric)
+        who = self.who
         ok = isinstance(block, torch.Tensor) and tuple(block.shape) == (rows, cols)
         if not ok:
             raise ContractError(who, f"must return a [{rows}, {cols}] tensor for inputs of {rows} and {cols} rows, got {shape_of(block)}")

@@ -46,6 +46,11 @@ class JobFailed(VisimError):
         return cls(f"{type(exc).__name__}: {exc}")
 
 
+class TrainingDiverged(VisimError, FloatingPointError):
+    """The training loss became NaN or infinite: the run stops (exit 1), its last good
+    checkpoint kept. The message names epoch, step, the last finite loss and what to try."""
+
+
 @contextmanager
 def job_failures() -> Iterator[None]:
     """Inside, an OSError, ValueError or RuntimeError that is not visim's becomes a

@@ -1,4 +1,5 @@
-"""``visim validate CONFIG``: check a config without running anything; every problem at once."""
+"""``visim validate CONFIG``: every check a run makes before training, without training;
+every problem at once (exit 2)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from visim.commands._args import add_config_arguments
 
 
 def add_parser(subparsers) -> None:
-    help_text = "check a config and report every problem (exit 2 if there is any)"
+    help_text = "check a config and its data as a run would, and report every problem (exit 2 if there is any)"
     parser = subparsers.add_parser("validate", help=help_text, description=help_text)
     add_config_arguments(parser)
+    parser.add_argument(
+        "--config-only",
+        action="store_true",
+        help="check the config alone, not its data (a recipe whose data are not on this machine)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -27,9 +33,32 @@ def summary(config) -> str:
     return f"experiment {config.name!r}: " + ", ".join(parts)
 
 
+def data_summary(prepared) -> str:
+    data = prepared.data
+    sizes = f"{len(data.query)} query, {len(data.gallery)} gallery images"
+    if prepared.sampler is not None:
+        sizes = f"{len(data.train)} train images of {data.num_train_classes} identities, " + sizes
+    skipped = f", {len(prepared.skipped)} missing skipped" if prepared.skipped else ""
+    return f"; data: {sizes}{skipped}"
+
+
+def check_data(config):
+    """The run's data checks (:func:`visim.data.preflight.preflight`), no image decoded; a data
+    problem is a config problem at the setting it is about."""
+    from visim.config.errors import ConfigError, Problem
+    from visim.data.preflight import preflight
+    from visim.data.records import DataError
+
+    try:
+        return preflight(config, decode=False)
+    except DataError as exc:
+        raise ConfigError(Problem(str(exc), exc.path or "$.data")) from None
+
+
 def handle(args) -> int:
     from visim.config.load import load_config
 
     config = load_config(args.config, args.set)  # a ConfigError becomes exit 2 in cli.main
-    print(f"{args.config}: valid; {summary(config)}")
+    details = "" if args.config_only else data_summary(check_data(config))
+    print(f"{args.config}: valid; {summary(config)}{details}")
     return 0

@@ -26,7 +26,14 @@ from visim.config.refs import (
     SchedulerRef,
     TransformRef,
 )
-from visim.evaluation.options import AP_MODES, DEFAULTS, NO_POSITIVE, PROTOCOLS, EvalOptions
+from visim.evaluation.options import (
+    AP_MODES,
+    DEFAULTS,
+    MAX_RANK,
+    NO_POSITIVE,
+    PROTOCOLS,
+    EvalOptions,
+)
 
 DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PRECISIONS = ("float32", "bfloat16", "float16")
@@ -39,6 +46,20 @@ def matches(pattern: re.Pattern, what: str):
 
 # Every item >= 1; a bad item is reported at its own path: ``$.test.topk_cmc[2]``.
 positive_ints = rules.forall(rules.gte(1))
+
+# Upper bounds of the settings that size memory or work: a value beyond them is a typo or an
+# attack, and would fail (or swap) far into a run instead of at validate time.
+MAX_BATCH = 1 << 16  # images per batch
+MAX_IMAGE_SIDE = 4096  # pixels; a batch of 32 such images is 6 GiB of float32 already
+MAX_WORKERS = 256
+MAX_MEMORY_BUDGET = 1 << 40  # 1 TiB
+MAX_SHOWN = 100  # queries and ranks in the ranked-results picture
+MAX_PROJECTED = 1_000_000  # embeddings per split in the TensorBoard projector
+
+
+def bounded(low, high):
+    """``>= low`` and ``<= high``, each broken bound reported as itself."""
+    return rules.all_(rules.gte(low), rules.lte(high))
 
 
 def doc(text: str) -> dict:
@@ -54,21 +75,21 @@ class DataConfig:
         metadata=doc("The dataset: a name (``digits``) or a name with params.")
     )
     batch_size: int = attrs.field(
-        default=32, validator=rules.gte(1), metadata=doc("Images per training batch.")
+        default=32, validator=bounded(1, MAX_BATCH), metadata=doc("Images per training batch.")
     )
     eval_batch_size: int | None = attrs.field(
         default=None,
-        validator=rules.optional(rules.gte(1)),
+        validator=rules.optional(bounded(1, MAX_BATCH)),
         metadata=doc("Images per batch when embedding query and gallery; null: ``batch_size``."),
     )
     image_size: tuple[int, int] = attrs.field(
         default=(256, 128),
-        validator=positive_ints,
+        validator=rules.forall(bounded(1, MAX_IMAGE_SIDE)),
         metadata=doc("``[height, width]`` every image is resized to."),
     )
     num_workers: int = attrs.field(
         default=0,
-        validator=rules.gte(0),
+        validator=bounded(0, MAX_WORKERS),
         metadata=doc("DataLoader worker processes; 0 loads in the main process."),
     )
     sampler: SamplerRef = attrs.field(
@@ -100,7 +121,7 @@ class TrainConfig:
         metadata=doc("Identity classes; null infers them from the training data, else checked."),
     )
     topk_acc: tuple[int, ...] = attrs.field(
-        default=(1,), validator=positive_ints, metadata=doc("k of the top-k training accuracy.")
+        default=(1,), validator=rules.forall(bounded(1, MAX_RANK)), metadata=doc("k of the top-k training accuracy.")
     )
     epochs: int = attrs.field(
         default=10, validator=rules.gte(1), metadata=doc("Last epoch (epochs count from 1).")
@@ -152,7 +173,9 @@ class TestConfig:
         metadata=doc("Distance between embeddings; the original ``metric_kwargs`` are its params.")
     )
     topk_cmc: tuple[int, ...] = attrs.field(
-        default=DEFAULTS.topk, validator=positive_ints, metadata=doc("Ranks k of CMC rank-k.")
+        default=DEFAULTS.topk,
+        validator=rules.forall(bounded(1, MAX_RANK)),
+        metadata=doc("Ranks k of CMC rank-k."),
     )
     write_embeds: tuple[bool, bool] = attrs.field(
         default=(False, False), metadata=doc("Save the embeddings of ``[query, gallery]``.")
@@ -178,26 +201,28 @@ class TestConfig:
         metadata=doc("How average precision is computed."),
     )
     max_rank: int = attrs.field(
-        default=DEFAULTS.max_rank, validator=rules.gte(1), metadata=doc("Length of the CMC curve kept.")
+        default=DEFAULTS.max_rank,
+        validator=bounded(1, MAX_RANK),
+        metadata=doc("Length of the CMC curve kept."),
     )
     memory_budget: int = attrs.field(
         default=DEFAULTS.memory_budget,
-        validator=rules.gte(1 << 16),  # a config may not starve the evaluation
+        validator=bounded(1 << 16, MAX_MEMORY_BUDGET),  # a config may not starve the evaluation
         metadata=doc("Bytes of the query x gallery distances held at once; more is chunked."),
     )
     max_embeds: int = attrs.field(
         default=1000,
-        validator=rules.gte(1),
+        validator=bounded(1, MAX_PROJECTED),
         metadata=doc("TensorBoard projector: embeddings per split, subsampled evenly."),
     )
     ranked_queries: int = attrs.field(
         default=3,
-        validator=rules.gte(0),
+        validator=bounded(0, MAX_SHOWN),
         metadata=doc("Ranked-results grid: this many worst and best queries by AP (0: none)."),
     )
     ranked_topk: int = attrs.field(
         default=10,
-        validator=rules.gte(1),
+        validator=bounded(1, MAX_SHOWN),
         metadata=doc("Ranked-results grid: top gallery images shown per query."),
     )
 

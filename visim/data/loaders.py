@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import attrs
 
-from visim import contract_checks
-from visim.data.bad_images import BadImage, find_bad_images, missing_files_error
-from visim.data.records import DataError, ReidData, validate_splits
+from visim.data.bad_images import BadImage
+from visim.data.preflight import preflight
+from visim.data.records import ReidData
 from visim.data.transforms import build_pipeline
 
 
@@ -39,22 +39,6 @@ class Loaders:
         return f"skipped {self.skipped} unreadable image(s) (on_bad_image: skip), first: {first}"
 
 
-def prepare_data(config, *, train: bool) -> tuple[ReidData, list[BadImage]]:
-    """Build the dataset, apply the bad-image policy and check the splits."""
-    data = contract_checks.build(config.data.dataset)
-    splits = ("train", "query", "gallery") if train else ("query", "gallery")
-    skipped: list[BadImage] = []
-    if config.data.on_bad_image == "skip":
-        skipped = find_bad_images(data, splits, read=True)
-        data = data.without((b.split, b.index) for b in skipped)
-    else:
-        missing = find_bad_images(data, splits, read=False)
-        if missing:
-            raise DataError(missing_files_error(missing))
-    validate_splits(data, train=train)
-    return data, skipped
-
-
 def build_loaders(
     config, *, train: bool = True, seed: int | None = None, num_replicas: int = 1, rank: int = 0
 ) -> Loaders:
@@ -70,7 +54,8 @@ def build_loaders(
 
     training = train and config.train is not None
     seed = config.seed if seed is None else seed
-    data, skipped = prepare_data(config, train=training)
+    prepared = preflight(config, train=training, seed=seed, num_replicas=num_replicas, rank=rank)
+    data, skipped = prepared.data, prepared.skipped
     cfg = config.data
     image_key = config.test.image_key
     common = {
@@ -82,17 +67,10 @@ def build_loaders(
     train_loader = None
     if training:
         transform = build_pipeline(cfg.train_transforms, cfg.image_size, train=True)
-        sharding = {"num_replicas": num_replicas, "rank": rank} if num_replicas > 1 else {}
-        sampler = contract_checks.build(cfg.sampler, records=data.train, batch_size=cfg.batch_size, seed=seed, **sharding)
-        if len(sampler) < cfg.batch_size:
-            raise DataError(
-                f"the train split gives no full batch of {cfg.batch_size} "
-                f"({len(data.train)} images, sampler {cfg.sampler.name!r} yields {len(sampler)})"
-            )
         train_loader = DataLoader(
             data.torch_dataset("train", transform, image_key),
             batch_size=cfg.batch_size,
-            sampler=sampler,
+            sampler=prepared.sampler,
             drop_last=True,
             # Seeds the workers' transform randomness; without workers transforms draw from
             # the global torch RNG, which the engine seeds.

@@ -16,7 +16,15 @@ SPLITS = ("train", "query", "gallery")
 
 
 class DataError(ValueError):
-    """A dataset that cannot be used as configured: a missing folder, a bad file, an empty split."""
+    """A dataset that cannot be used as configured: a missing folder, a bad file, an empty split.
+
+    ``path``: the config setting the problem is about (``$.data.batch_size``), if known;
+    ``visim validate`` reports the error there.
+    """
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
     def __str__(self) -> str:
         text = super().__str__()

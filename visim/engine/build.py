@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from visim import contract_checks
-from visim.config.errors import ConfigError, Problem
 from visim.config.schema import Experiment
 from visim.distributed.group import shard_of_this_rank
 from visim.engine.engine import VisualSimilarityEngine, seed_everything
@@ -41,12 +40,8 @@ def build_engine(
     config = as_experiment(config)
     train = config.train is not None if train is None else train and config.train is not None
     seed_everything(config.seed)
+    # The data checks `visim validate` makes too (visim.data.preflight), then the loaders.
     loaders = build_loaders(config, train=train, **shard_of_this_rank())  # DDP: a sampler share per rank
-    expected = config.train.nof_classes if config.train else None
-    if expected is not None and expected != loaders.num_classes:
-        raise ConfigError(
-            Problem(f"the training data has {loaders.num_classes} classes, not {expected}", "$.train.nof_classes")
-        )
     num_classes = max(loaders.num_classes, 1)
     model = contract_checks.build(config.model, num_classes=num_classes)
     engine = VisualSimilarityEngine(

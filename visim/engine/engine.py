@@ -8,6 +8,7 @@ The interface is the original engine's (``run``, ``train_model``, ``test``, ``ev
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 import time
@@ -25,9 +26,10 @@ from visim.config.schema import Experiment
 from visim.distributed import group as distributed
 from visim.distributed.sharded_extract import extract_sharded
 from visim.engine import checkpoint as ckpt
-from visim.engine import learnable_loss
+from visim.engine import learnable_loss, resume
 from visim.engine.extract import Embeddings
 from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
+from visim.errors import TrainingDiverged
 from visim.outputs.atomic import write_text
 from visim.outputs.report import format_epoch, format_results
 from visim.outputs.rundir import CHECKPOINTS, safe_name
@@ -117,6 +119,7 @@ class VisualSimilarityEngine:
         self.start_epoch = config.train.start_epoch if config.train else 1
         self.epoch = self.start_epoch - 1
         self.global_step = 0
+        self.last_loss: float | None = None  # the last finite training loss, for a divergence report
         self.best_metric: float | None = None
         self.last_results: dict[str, Any] | None = None
         self.last_result = None  # the last test's RankingResult, query and gallery Embeddings
@@ -241,7 +244,7 @@ class VisualSimilarityEngine:
                 stats = self.train_epoch(epoch)
                 metrics = None
                 if epoch % train.eval_interval == 0 or epoch == train.epochs:
-                    metrics = self.test()
+                    metrics = self.test_after_training(epoch)
                 self.step_scheduler(metrics)
                 self.history.append({"epoch": epoch, **stats, "test": metrics})
                 self.log(format_epoch(epoch, train.epochs, stats, time.perf_counter() - started))
@@ -252,6 +255,17 @@ class VisualSimilarityEngine:
                     raise TrainingInterrupted(f"interrupted after epoch {epoch}; state saved in {self.run_dir}")
         self.start_epoch = self.epoch + 1
         return self.optimizer
+
+    def test_after_training(self, epoch: int) -> dict[str, Any]:
+        """:meth:`test` after ``epoch``'s training. If it fails (a metric's bug, a full disk),
+        the epoch's training is saved first, unevaluated: a resumed run goes on from it."""
+        try:
+            return self.test()
+        except Exception:
+            self.step_scheduler(None)  # as after any epoch (plateau waits for a metric)
+            if self.save_model(epoch, None, self.optimizer, self.lr_sched) is not None:
+                CONSOLE.info(f"epoch {epoch} trained and saved in last.pt; its evaluation failed", extra={"run_dir": self.run_dir})
+            raise
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         train = self.config.train
@@ -272,12 +286,14 @@ class VisualSimilarityEngine:
                 logits, embeddings = self.model(images)
                 loss = self.loss(logits, embeddings, targets)
                 loss = distributed.tie_outputs(loss, logits, embeddings)  # DDP wants every output's grad
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, step {self.global_step}")
+            value = loss.item()
+            if not math.isfinite(value):
+                raise self.diverged(value, epoch)
+            self.last_loss = value
             self.backward_step(loss)
             n = targets.shape[0]
             seen += n
-            total_loss += loss.item() * n
+            total_loss += value * n
             for k, correct in topk_correct(logits.detach(), targets, topk).items():
                 total_correct[k] += correct
             self.global_step += 1
@@ -289,6 +305,14 @@ class VisualSimilarityEngine:
         stats.update(distributed.average_over_ranks({k: v for k, v in stats.items() if k != "lr"}))
         self.write_results(stats, "Train", step=epoch)
         return stats
+
+    def diverged(self, value: float, epoch: int) -> TrainingDiverged:
+        """The one-line error that stops a run whose loss is no longer finite."""
+        last = f"last finite loss {self.last_loss:.6g}" if self.last_loss is not None else "no finite loss before"
+        saved = self.run_dir / CHECKPOINTS / "last.pt" if self.run_dir is not None else None
+        kept = f"the last good checkpoint is {saved}" if saved is not None and saved.is_file() else "no checkpoint was saved yet"
+        hint = "lower train.optimizer.lr" + (" or train.grad_clip" if self.config.train.grad_clip else " or set train.grad_clip")
+        return TrainingDiverged(f"loss is {value} at epoch {epoch}, step {self.global_step} ({last}); {kept}; {hint}")
 
     def backward_step(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -339,7 +363,7 @@ class VisualSimilarityEngine:
 
         test = self.config.test
         query, gallery = self.extract(self.query_loader), self.extract(self.gallery_loader)
-        metric = self.metric if self._metric_checked else contract_checks.CheckedMetric(self.metric)
+        metric = contract_checks.CheckedMetric(self.metric, checked=self._metric_checked)
         result = evaluate_embeddings(
             query.embeddings,
             gallery.embeddings,
@@ -411,6 +435,12 @@ class VisualSimilarityEngine:
     def load_model(self, path: str | Path, *, weights_only: bool = False) -> dict:
         """Load a checkpoint; training continues at its epoch + 1 with its optimizer state."""
         state = ckpt.load_checkpoint(path)
+        applied = []
+        if not weights_only and self.config.train is not None:
+            from visim.config.converter import unstructure
+
+            # A changed setting is applied to the restored state, or refused (one line each).
+            applied = resume.check(state.get("config"), unstructure(self.config), path)
         try:
             unwrap(self.model).load_state_dict(state["model"])
         except RuntimeError as exc:
@@ -424,12 +454,16 @@ class VisualSimilarityEngine:
         self.best_metric = state.get("best_metric")
         if self.config.train is not None:
             self.initialize_optimizer()
+            lengths = resume.schedule_lengths(self.lr_sched)
             if state.get("optimizer") is not None:
                 self.optimizer.load_state_dict(state["optimizer"])
             if state.get("scheduler") is not None and self.lr_sched is not None:
                 self.lr_sched.load_state_dict(state["scheduler"])
             if state.get("scaler") is not None and self.scaler is not None:
                 self.scaler.load_state_dict(state["scaler"])
+            resume.apply(applied, self.optimizer, self.lr_sched, lengths, learnable_loss.own_options(self.loss))
+            for change in applied:
+                self.log(f"resuming with {change}")
         ckpt.set_rng_state(state["rng"])
         return state
 
@@ -494,7 +528,7 @@ class VisualSimilarityEngine:
         write_test_summaries(
             writer,
             TestSummary(self.last_result, query, gallery, step),
-            metric=self.metric,
+            metric=contract_checks.CheckedMetric(self.metric, checked=True),  # names it if it raises
             config=self.config,
             hparams=self.get_hparam_dict(),
             run_dir=self.run_dir,

@@ -63,3 +63,9 @@ def restore(loss: nn.Module | None, state: dict[str, Any] | None, path: Any, *, 
         if strict:
             raise CheckpointError(message) from None
         warnings.warn(f"{message}; the loss starts afresh", stacklevel=2)
+
+
+def own_options(loss: nn.Module | None) -> list[set[str]]:
+    """Per optimizer param group (the model's first), the options it sets itself rather than
+    taking the optimizer's (a loss's ``param_group``, e.g. its own ``lr``)."""
+    return [set(), *(set(group) - {"params"} for group in param_groups(loss))]

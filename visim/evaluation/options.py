@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from visim.config import rules
+from visim.config.errors import InvalidParameterException, Problem
 from visim.suggest import did_you_mean
 
 JUNK_PID = -1  # identity of distractor images ("junk"), as in Market-1501
@@ -64,6 +65,19 @@ BYTES_PER_CANDIDATE = 160  # labels, composite keys and search results of one ca
 BYTES_PER_SORTED_PAIR = 48  # a row stable-sorted by the tie fallback, or ranked for top-k
 
 counting_number = rules.all_(int, rules.gte(1))  # bool is rejected by gte (not a number)
+# A CMC curve is computed as deep as the largest rank asked for: beyond this, a rank is a typo
+# that would allocate gigabytes (no gallery of real data is this deep in useful ranks).
+MAX_RANK = 100_000
+rank_number = rules.all_(int, rules.gte(1), rules.lte(MAX_RANK))
+
+
+def strict_bool(value: Any) -> Any:
+    """None or a bool (numpy's too, made a bool); anything else, ``"false"`` included, is refused."""
+    if value is None or isinstance(value, bool):
+        return value
+    if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):
+        return bool(value)
+    raise InvalidParameterException(Problem(f"must be a bool or None (got {value!r})", "$.higher_is_better"))
 
 
 def as_topk(value: Iterable[int] | int) -> tuple[Any, ...]:
@@ -80,15 +94,13 @@ class EvalOptions:
     """
 
     topk: tuple[int, ...] = attrs.field(
-        default=(1, 5, 10, 20), converter=as_topk, validator=rules.forall(counting_number)
+        default=(1, 5, 10, 20), converter=as_topk, validator=rules.forall(rank_number)
     )
-    higher_is_better: bool | None = attrs.field(
-        default=None, converter=attrs.converters.optional(bool)
-    )
+    higher_is_better: bool | None = attrs.field(default=None, converter=strict_bool)
     protocol: str = attrs.field(default="market1501", validator=rules.in_(PROTOCOLS))
     no_positive: str = attrs.field(default="skip", validator=rules.in_(NO_POSITIVE))
     ap: str = attrs.field(default="standard", validator=rules.in_(AP_MODES))
-    max_rank: int = attrs.field(default=50, validator=counting_number)
+    max_rank: int = attrs.field(default=50, validator=rank_number)
     keep_topk: int = attrs.field(default=0, validator=rules.all_(int, rules.gte(0)))
     memory_budget: int = attrs.field(default=1 << 30, validator=counting_number)
 
