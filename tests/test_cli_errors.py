@@ -54,7 +54,17 @@ def test_the_error_that_ends_a_run_is_in_run_log(tmp_path):
         with recorded_in(tmp_path):
             logging.getLogger("visim.test").info("before")
             raise JobFailed("OSError: disk full")
-    assert (tmp_path / "run.log").read_text() == "INFO visim.test: before\nINFO visim.run: error: OSError: disk full\n"
+    lines = (tmp_path / "run.log").read_text().splitlines()
+    assert lines[:2] == ["INFO visim.test: before", "INFO visim.run: error: OSError: disk full"]
+    assert lines[2] == "Traceback (most recent call last):"  # a failed job keeps its traceback
+    assert lines[-1] == "visim.errors.JobFailed: OSError: disk full"
+
+
+def test_a_usage_error_in_run_log_has_no_traceback(tmp_path):
+    with pytest.raises(UsageError):
+        with recorded_in(tmp_path):
+            raise UsageError("the config has no train section")
+    assert (tmp_path / "run.log").read_text() == "INFO visim.run: error: the config has no train section\n"
 
 
 def test_main_reports_a_usage_error_in_one_line_with_exit_2(tmp_path, capsys):

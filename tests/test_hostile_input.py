@@ -12,17 +12,31 @@ from visim.config.load import load_config
 DEMO = "configs/demo.yaml"
 
 
+def yaml_override(key, value):
+    return f"{key}={value!r}".replace("inf", ".inf").replace("nan", ".nan")
+
+
+MINKOWSKI = "test.metric={name: minkowski, p: 3}"
+
+
 @pytest.mark.parametrize("value", [math.inf, -math.inf, math.nan])
 @pytest.mark.parametrize("key", ["train.optimizer.lr", "train.grad_clip", "test.metric.p"])
 def test_numeric_fields_reject_nan_and_inf_at_validate_time(key, value):
-    overrides = [f"{key}={value!r}".replace("inf", ".inf").replace("nan", ".nan")]
+    if key == "test.metric.p" and math.isinf(value):
+        return  # minkowski's p says it takes inf (the Chebyshev distance): tested below
+    overrides = [yaml_override(key, value)]
     if key == "test.metric.p":
-        overrides.insert(0, "test.metric={name: minkowski, p: 3}")
+        overrides.insert(0, MINKOWSKI)
     with pytest.raises(ConfigError) as caught:
         load_config(DEMO, overrides)
     [problem] = caught.value.problems
     assert problem.path == f"$.{key}"
     assert str(problem.message).startswith("must be a finite number (got ")
+
+
+def test_a_field_that_means_something_by_infinity_takes_it():
+    config = load_config(DEMO, [MINKOWSKI, yaml_override("test.metric.p", math.inf)])
+    assert config.test.metric.params.p == math.inf
 
 
 # -- images -----------------------------------------------------------------------------------

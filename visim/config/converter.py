@@ -142,9 +142,18 @@ def strict(expected: type | tuple[type, ...], name: str, cast=None):
     return hook
 
 
+# A float field whose attrs metadata holds this key accepts +-inf (never nan).
+INFINITY_OK = "visim_infinity_ok"
+
+
+def is_infinity(value: Any) -> bool:
+    return isinstance(value, float) and math.isinf(value)
+
+
 def finite(value: float) -> float:
     # nan and inf pass every comparison rule the wrong way (nan > 0 is False, inf > 0 is True)
-    # and only blow up later, inside training: no config value needs them.
+    # and only blow up later, inside training; the few fields that mean something by inf say
+    # so with INFINITY_OK in their metadata.
     if not math.isfinite(value):
         raise ValueError(f"must be a finite number (got {value})")
     return float(value)
@@ -220,7 +229,10 @@ def structure_attrs(value: Any, cls: type, path: str) -> Any:
                 by_field[name] = [Problem("required field missing", join(path, name))]
             continue
         try:
-            kwargs[name] = structure_at(value[name], field.type, join(path, name))
+            if field.metadata.get(INFINITY_OK) and is_infinity(value[name]):
+                kwargs[name] = float(value[name])  # e.g. minkowski's p: .inf, the Chebyshev distance
+            else:
+                kwargs[name] = structure_at(value[name], field.type, join(path, name))
         except ConfigError as exc:
             by_field[name] = list(exc.problems)
     # Validators run on every field that structured, before __init__: one bad field never

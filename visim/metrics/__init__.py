@@ -11,6 +11,7 @@ import importlib
 import attrs
 
 from visim.config import rules
+from visim.config.converter import INFINITY_OK
 from visim.hookspecs import hookimpl
 from visim.metrics.base import Metric
 
@@ -22,7 +23,7 @@ class NoParams:
 
 @attrs.frozen
 class MinkowskiParams:
-    p: float = attrs.field(default=2.0, validator=rules.gte(1.0))
+    p: float = attrs.field(default=2.0, validator=rules.gte(1.0), metadata={INFINITY_OK: True})
 
 
 def lazy_factory(class_name: str, doc: str, **fixed):
