@@ -243,7 +243,7 @@ def test_after_core_contract_merge_arcface_weights_resume_exactly(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     straight.mkdir(), resumed.mkdir()
     assert run(straight, {"name": "pml.arcface"}, epochs=2)[0] == 0
-    code, first = run(resumed, {"name": "pml.arcface"}, "--set", "train.epochs=1")
+    code, first = run(resumed, {"name": "pml.arcface"}, "--set", "train.epochs=1", epochs=2)
     assert code == 0
     path = resumed / "pml.yaml"
     assert visim_main(["run", str(path), "--quiet", "--resume", str(first / "checkpoints" / "last.pt")]) == 0
