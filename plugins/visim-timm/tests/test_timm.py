@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from importlib import metadata
 
 import pytest
@@ -122,11 +123,19 @@ def test_local_weights_load(tmp_path, suffix):
         save_file(source.state_dict(), path)
     else:
         torch.save(source.state_dict(), path)
-    net = model(arch="resnet18", weights=str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a complete load says nothing
+        net = model(arch="resnet18", weights=str(path))
     for name, tensor in net.backbone.state_dict().items():
         torch.testing.assert_close(tensor, source.state_dict()[name], msg=name)
     fresh = model(arch="resnet18")
     assert not torch.equal(fresh.backbone.conv1.weight, net.backbone.conv1.weight)
+
+
+def test_weights_of_another_arch_load_partially_with_a_warning(tmp_path):
+    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), tmp_path / "resnet18.pth")
+    with pytest.warns(UserWarning, match=r"resnet18.pth: Missing keys \(layer1.2.conv1.weight, "):
+        model(arch="resnet34", weights=str(tmp_path / "resnet18.pth"))
 
 
 def test_vit_weights_load_at_another_image_size(tmp_path):

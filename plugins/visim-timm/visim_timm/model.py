@@ -7,6 +7,10 @@ gives the identity logits in training mode.
 
 from __future__ import annotations
 
+import logging
+import warnings
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +55,33 @@ class Neck(nn.Sequential):
         super().__init__(nn.Linear(in_features, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim))
 
 
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def partial_loads_warned(path: str):
+    """timm loads a file without the classifier non-strictly and only logs the tensors the file
+    lacks (they stay randomly initialised): say so as a warning, which run.log records."""
+    logger = logging.getLogger("timm.models._builder")
+    records, level = Records(), logger.level
+    logger.addHandler(records)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(records)
+        logger.setLevel(level)
+    for message in records.messages:
+        if message.startswith(("Missing keys", "Unexpected keys")):
+            warnings.warn(f"{path}: {message.split(' discovered')[0].split(' found')[0]}", stacklevel=4)
+
+
 def create_network(params) -> nn.Module:
     import timm
 
@@ -64,7 +95,8 @@ def create_network(params) -> nn.Module:
         # ViT's position embeddings resized to img_size) apply, the classifier is dropped.
         kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": params.weights})
     try:
-        return timm.create_model(params.arch, **kwargs)
+        with partial_loads_warned(params.weights):
+            return timm.create_model(params.arch, **kwargs)
     except TypeError as exc:  # an argument this architecture does not take
         raise ConfigError(Problem(f"timm {params.arch}: {exc}", "$.model.model_kwargs")) from None
 
