@@ -4,7 +4,8 @@
     A section per config section (the class and its nested attrs classes), each a table of
     field, type, default, rule and description, read from the attrs fields.
 ``.. visim-components:: optimizers``
-    Every built-in component of a kind, with the table of its params class.
+    Every built-in component of a kind, with the table of its params class; with
+    ``:distribution: visim-pml``, the components that installed distribution registers instead.
 ``.. visim-rules::``
     The built-in named validation rules and the data each takes.
 """
@@ -88,15 +89,17 @@ class ConfigReference(VisimDirective):
 
 
 class ComponentsReference(VisimDirective):
-    """Every built-in component of one kind: name, aliases, summary and params table."""
+    """Every built-in component of one kind (or a distribution's): name, aliases, summary, params."""
 
     required_arguments = 1
+    option_spec = {"distribution": str}
 
     def run(self) -> list[nodes.Node]:
         from visim.plugins import get_registry
 
         registry = get_registry()[self.arguments[0]]
-        components = [c for c in registry if c.builtin]
+        distribution = self.options.get("distribution")
+        components = [c for c in registry if (c.distribution == distribution if distribution else c.builtin)]
         lines: list[str] = []
         for component in components:
             self.note_source_of(component.params)
@@ -105,7 +108,7 @@ class ComponentsReference(VisimDirective):
             lines += [component.summary + (f" Also called {aliases}." if aliases else ""), ""]
             lines += fields_table(component.params)
         if not components:
-            lines = [f"No built-in {registry.kind} are registered.", ""]
+            lines = [f"No {distribution or 'built-in'} {registry.kind} are registered.", ""]
         container = nodes.container()
         self.parse(lines, container)
         return container.children
