@@ -226,7 +226,7 @@ def test_trains_one_epoch_on_digits_through_visim_run(tmp_path, loss):
 
 
 # -- these need the core's learnable-loss contract (issue 11, h6): they pass once it is merged --
-def test_after_core_contract_merge_arcface_weights_train_and_are_saved_in_last_pt(tmp_path):
+def test_arcface_weights_train_and_are_saved_in_last_pt(tmp_path):
     run_dir = tmp_path / "run"
     engine = build_engine(config_from_dict(config(tmp_path, {"name": "pml.arcface"})), run_dir=run_dir, quiet=True)
     initial = engine.loss.loss.W.detach().clone()  # built at once: the core passes embedding_dim
@@ -239,7 +239,7 @@ def test_after_core_contract_merge_arcface_weights_train_and_are_saved_in_last_p
     assert torch.equal(saved, trained)
 
 
-def test_after_core_contract_merge_arcface_weights_resume_exactly(tmp_path):
+def test_arcface_weights_resume_exactly(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     straight.mkdir(), resumed.mkdir()
     assert run(straight, {"name": "pml.arcface"}, epochs=2)[0] == 0

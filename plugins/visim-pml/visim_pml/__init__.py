@@ -177,7 +177,7 @@ LOSSES = {
 
 
 def factory_for(name: str):
-    def factory(params: Any, *, num_classes: int = 1, embedding_dim: int | None = None):
+    def factory(params: Any, *, num_classes: int, embedding_dim: int):
         from visim_pml.loss import build
 
         return build(name, LOSSES[name], params, num_classes, embedding_dim)

@@ -16,8 +16,6 @@ which a hook divides back (tests/test_pml.py checks both against one process).
 
 from __future__ import annotations
 
-import logging
-
 import attrs
 import torch
 from pytorch_metric_learning import distances, losses, miners
@@ -28,8 +26,6 @@ from pytorch_metric_learning.utils.distributed import (
 from torch import nn
 
 from visim_pml.choices import DISTANCES, MINERS, parse_choice
-
-log = logging.getLogger(__name__)
 
 DISTANCE_CLASSES = {"cosine": distances.CosineSimilarity, "lp": distances.LpDistance}
 MINER_CLASSES = {
@@ -70,35 +66,19 @@ def build_miner(value):
 
 
 class PMLLoss(nn.Module):
-    """visim's loss contract around a PML loss; its parameters (class weights) are this module's.
+    """visim's loss contract around a PML loss; its parameters (class weights) are this module's."""
 
-    ``make`` builds the PML loss for an embedding size. visim cores that pass ``embedding_dim``
-    to loss factories build it at once; older ones leave it to the first batch (then the
-    weights exist only from that step on, and such a core does not train them).
-    """
-
-    def __init__(self, name: str, make, miner: nn.Module | None, embedding_dim: int | None) -> None:
+    def __init__(self, name: str, loss: nn.Module, miner: nn.Module | None) -> None:
         super().__init__()
         self.name = name
-        self.make = make
+        self.loss = loss
         self.miner = miner
-        self.loss: nn.Module | None = None
-        if embedding_dim is not None:
-            self.create(embedding_dim)
-
-    def create(self, embedding_dim: int, device: torch.device | None = None) -> None:
-        self.loss = self.make(embedding_dim)
-        if device is not None:
-            self.loss.to(device)
         size = world_size()
         if size > 1:  # see the module docstring: every process has world_size x the gradient
             for weight in self.loss.parameters():
                 weight.register_hook(lambda grad: grad / size)
 
     def forward(self, logits, embeddings, targets):
-        if self.loss is None:
-            log.warning("%s: the loss factory got no embedding_dim; weights created at the first step", self.name)
-            self.create(embeddings.shape[1], embeddings.device)
         loss, miner = self.loss, self.miner
         if world_size() > 1:
             loss = DistributedLossWrapper(loss)
@@ -109,15 +89,12 @@ class PMLLoss(nn.Module):
             return loss(x, targets, indices)
 
 
-def build(name: str, spec, params, num_classes: int, embedding_dim: int | None) -> PMLLoss:
+def build(name: str, spec, params, num_classes: int, embedding_dim: int) -> PMLLoss:
     pml_class = getattr(losses, spec.pml_class)
     kwargs = pml_kwargs(params)
 
-    def make(size: int) -> nn.Module:
-        if spec.per_class_weights:
-            return pml_class(num_classes=num_classes, embedding_size=size, **kwargs)
-        return pml_class(**kwargs)
-
-    # Only the class-weight losses need the embedding size; the others are built at once.
-    size = embedding_dim if spec.per_class_weights else 0
-    return PMLLoss(f"pml.{name}", make, build_miner(params.miner), size)
+    if spec.per_class_weights:  # [embedding_dim, num_classes] weights: the factory context
+        loss = pml_class(num_classes=num_classes, embedding_size=embedding_dim, **kwargs)
+    else:
+        loss = pml_class(**kwargs)
+    return PMLLoss(f"pml.{name}", loss, build_miner(params.miner))
