@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import attrs
 import torch
 
 from visim.evaluation.labels import Labels
@@ -42,12 +43,14 @@ def evaluate_embeddings(
     max_rank: int = 50,
     keep_topk: int = 0,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    rerank: Any = None,
 ) -> RankingResult:
     """Like :func:`~visim.evaluation.evaluate`, computing ``metric(q_chunk, g_emb)`` for chunks
     of queries sized so that a chunk's working set stays within ``memory_budget`` bytes.
 
     ``higher_is_better`` defaults to the metric's own attribute (False when absent). The work
-    runs on ``q_emb``'s device.
+    runs on ``q_emb``'s device. ``rerank`` is a reranker or a list of them (see
+    :mod:`visim.rerank`); k-reciprocal re-ranking feeds its distances chunk by chunk.
     """
     metric = resolve_metric(metric)
     if higher_is_better is None:
@@ -66,6 +69,13 @@ def evaluate_embeddings(
     num_q, num_g = queries.shape[0], gallery.shape[0]
     labels = Labels(q_pids, g_pids, q_camids, g_camids, protocol=protocol, shape=(num_q, num_g))
     labels.to(queries.device)
+    reranked = None
+    if rerank is not None:
+        from visim.rerank.chain import apply_chain
+
+        queries, gallery, reranked = apply_chain(
+            rerank, queries, gallery, metric, higher_is_better, memory_budget
+        )
     rows = options.chunk_rows(num_g, max(4, queries.element_size()))
 
     def blocks():
@@ -80,4 +90,6 @@ def evaluate_embeddings(
                 )
             yield start, block
 
+    if reranked is not None:  # re-ranked distances: lower is closer, whatever the metric
+        return rank_blocks(reranked, labels, attrs.evolve(options, higher_is_better=False))
     return rank_blocks(blocks(), labels, options)
