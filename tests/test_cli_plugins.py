@@ -282,7 +282,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
     import visim
     import visim.cli
     visim.get_registry()
-    for argv in (["plugins"], ["plugins", "--json"], ["components"], ["--help"]):
+    for argv in (["plugins"], ["plugins", "--json"], ["components"], ["components", "rerankers"], ["--help"]):
         with contextlib.suppress(SystemExit):  # --help exits
             visim.cli.main(argv)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)

@@ -22,7 +22,7 @@ class KReciprocalParams:
 
     k1: int = attrs.field(default=20, validator=[rules.instance(int), rules.gte(1)])
     k2: int = attrs.field(default=6, validator=[rules.instance(int), rules.gte(1)])
-    lambda_value: float = attrs.field(default=0.3, validator=rules.between(0.0, 1.0))
+    lambda_value: float = attrs.field(default=0.3, validator=rules.within(0.0, 1.0))
 
 
 @attrs.frozen
