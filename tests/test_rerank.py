@@ -3,6 +3,7 @@ dense references written here from their definitions, chains, edge cases, config
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -188,3 +189,91 @@ def test_params_are_validated():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert repr(reranker("dba", k=3)) == "dba(k=3)"
+
+
+@pytest.fixture
+def embeddings_file(tmp_path):
+    from visim.engine.export import save_embeddings
+    from visim.engine.extract import Embeddings
+
+    q, g, q_pids, g_pids, q_cams, g_cams = clustered(14)
+
+    def split(x, pids, cams, name):
+        return Embeddings(torch.from_numpy(x), torch.from_numpy(pids), torch.from_numpy(cams), [f"{name}/{i}.png" for i in range(len(x))])
+
+    path = tmp_path / "emb.npz"
+    save_embeddings(path, split(q, q_pids, q_cams, "q"), split(g, g_pids, g_cams, "g"), {"metric": "euclidean"})
+    expected = evaluate(torchreid_distances("euclidean", q, g, k1=10), q_pids, g_pids, q_cams, g_cams)
+    return path, expected
+
+
+def test_cli_evaluate_rerank(embeddings_file, capsys):
+    from visim.cli import main
+
+    path, expected = embeddings_file
+    assert main(["evaluate", str(path), "--rerank", "{name: k_reciprocal, k1: 10}", "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["rerank"] == "k_reciprocal(k1=10, k2=6, lambda_value=0.3)"
+    assert results["mAP"] == pytest.approx(expected.mAP, abs=5e-4)
+    assert results["plain"]["mAP"] < results["mAP"]
+    assert main(["evaluate", str(path), "--rerank", "[qe, k_reciprocal]"]) == 0
+    table = capsys.readouterr().out
+    assert "without re-ranking" in table and "re-ranked by query_expansion(k=5, alpha=3.0) -> k_reciprocal(" in table
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("kreciprocal", "unknown reranker 'kreciprocal'; did you mean 'k_reciprocal'?"),
+        ("{name: k_reciprocal, k1: 0}", "must be >= 1 (got 0) @ --rerank.k1"),
+        ("[dba, {name: qe, alpha: -1.0}]", "must be >= 0.0 (got -1.0) @ --rerank[1].alpha"),
+    ],
+)
+def test_cli_evaluate_bad_rerank_is_one_line_exit_2(embeddings_file, capsys, value, message):
+    from visim.cli import main
+
+    assert main(["evaluate", str(embeddings_file[0]), "--rerank", value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+
+
+def test_config_rerank_single_or_list_with_paths():
+    from visim.config.converter import structure
+    from visim.config.errors import ConfigError
+    from visim.config.schema import TestConfig
+
+    single = structure({"metric": "euclidean", "rerank": "k_reciprocal"}, TestConfig)
+    assert single.rerank.name == "k_reciprocal" and single.rerank.params.k1 == 20
+    chain = structure({"metric": "euclidean", "rerank": ["aqe", {"name": "k_reciprocal", "k2": 3}]}, TestConfig)
+    assert [ref.name for ref in chain.rerank] == ["query_expansion", "k_reciprocal"]
+    assert structure({"metric": "euclidean"}, TestConfig).rerank is None
+    with pytest.raises(ConfigError) as info:
+        structure({"metric": "euclidean", "rerank": [{"name": "k_reciprocal", "k2": 0.5}, 3]}, TestConfig)
+    assert sorted(f"{p.message} @ {p.path}" for p in info.value.problems) == [
+        "expected a reranker name or a mapping with 'name', got int 3 @ $.rerank[1]",
+        "expected int, got float 0.5 @ $.rerank[0].k2",
+    ]
+
+
+def test_engine_test_reports_reranked_and_plain_results(tmp_path):
+    from tests.test_engine import tiny_config
+    from visim.config.load import config_from_dict
+    from visim.engine.build import build_engine
+
+    config = tiny_config(tmp_path)
+    config["data"]["dataset"] = {"name": "digits", "max_per_digit": 20}
+    config["test"]["rerank"] = ["dba", {"name": "k_reciprocal", "k1": 8, "k2": 3}]
+    (tmp_path / "run").mkdir()
+    engine = build_engine(config_from_dict(config), train=False, run_dir=tmp_path / "run", quiet=True)
+    results = engine.test()
+    engine.close()
+    query, gallery = engine.last_query, engine.last_gallery
+    labels = (query.pids, gallery.pids, query.camids, gallery.camids)
+    plain = evaluate_embeddings(query.embeddings, gallery.embeddings, "euclidean", *labels, topk=(1, 5))
+    chain = [reranker("dba"), reranker("k_reciprocal", k1=8, k2=3)]
+    reranked = evaluate_embeddings(query.embeddings, gallery.embeddings, "euclidean", *labels, topk=(1, 5), rerank=chain)
+    assert results["rerank"] == "dba(k=5) -> k_reciprocal(k1=8, k2=3, lambda_value=0.3)"
+    assert results["plain"] == {"cmc": {"1": plain.cmc_at[1], "5": plain.cmc_at[5]}, "mAP": plain.mAP, "mINP": plain.mINP}
+    assert results["mAP"] == reranked.mAP
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert saved["rerank"] == results["rerank"] and saved["plain"]["mAP"] == plain.mAP

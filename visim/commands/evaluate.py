@@ -41,6 +41,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-positive", choices=NO_POSITIVE, help="queries without any positive (default: the file's)")
     parser.add_argument("--ap", choices=AP_MODES, help="AP definition (default: the file's)")
     parser.add_argument("--max-rank", type=positive_int, metavar="N", help="CMC curve length (default: the file's)")
+    parser.add_argument(
+        "--rerank",
+        metavar="NAME",
+        help="re-rank with a registered reranker, a YAML mapping '{name: k_reciprocal, k1: 20}' or a list '[qe, k_reciprocal]'",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(handler=handle)
 
@@ -57,8 +62,11 @@ def handle(args) -> int:
     metric = build_metric(options["metric"])
     if metric is None:
         return 2
+    rerank = build_rerank(args.rerank)
+    if rerank is False:
+        return 2
     try:
-        results = rank(saved, metric, options)
+        results = rank(saved, metric, options, rerank)
     except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
         print(f"visim: error: {exc}", file=sys.stderr)
         return 1
@@ -89,7 +97,7 @@ def parse_metric(text: str):
     import yaml
 
     stripped = text.strip()
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):
         try:
             return yaml.safe_load(stripped)
         except yaml.YAMLError:
@@ -110,6 +118,23 @@ def build_metric(reference):
         return None
 
 
+def build_rerank(text):
+    """The rerankers of ``--rerank`` (None without it), or False after printing the problems."""
+    from visim.config.converter import structure
+    from visim.config.errors import ConfigError
+    from visim.config.refs import RerankerRef
+    from visim.rerank.chain import build_chain
+
+    if text is None:
+        return None
+    try:
+        return build_chain(structure(parse_metric(text), RerankerRef | tuple[RerankerRef, ...], "--rerank"))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"visim: error: {problem.message} @ {problem.path}", file=sys.stderr)
+        return False
+
+
 def describe_metric(reference) -> str:
     if isinstance(reference, dict):
         params = ", ".join(f"{k}={v}" for k, v in reference.items() if k != "name")
@@ -117,11 +142,15 @@ def describe_metric(reference) -> str:
     return str(reference)
 
 
-def rank(saved, metric, options: dict) -> dict:
+def rank(saved, metric, options: dict, rerank=None) -> dict:
+    import functools
+
     from visim.evaluation import evaluate_embeddings
+    from visim.rerank.chain import rerank_summary
 
     query, gallery = saved.query, saved.gallery
-    result = evaluate_embeddings(
+    evaluate = functools.partial(
+        evaluate_embeddings,
         query.embeddings,
         gallery.embeddings,
         metric,
@@ -135,4 +164,7 @@ def rank(saved, metric, options: dict) -> dict:
         ap=options["ap"],
         max_rank=options["max_rank"],
     )
-    return result.as_dict()
+    results = evaluate(rerank=rerank).as_dict()
+    if rerank:
+        results.update(rerank_summary(rerank, evaluate()))
+    return results

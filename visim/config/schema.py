@@ -19,6 +19,7 @@ from visim.config.refs import (
     MetricRef,
     ModelRef,
     OptimizerRef,
+    RerankerRef,
     SamplerRef,
     SchedulerRef,
     TransformRef,
@@ -203,6 +204,10 @@ class TestConfig:
         default=10,
         validator=rules.gte(1),
         metadata=doc("Ranked-results grid: top gallery images shown per query."),
+    )
+    rerank: RerankerRef | tuple[RerankerRef, ...] | None = attrs.field(
+        default=None,
+        metadata=doc("Re-ranking: a reranker or a list (e.g. query_expansion, k_reciprocal)."),
     )
 
 

@@ -42,3 +42,20 @@ def apply_chain(rerank, queries, gallery, metric, higher_is_better: bool, memory
         distance = as_distance(metric, higher_is_better)
         return queries, gallery, last.distances(queries, gallery, distance, memory_budget)
     return queries, gallery, None
+
+
+def build_chain(refs) -> list | None:
+    """Rerankers built from config references (one, a list, or None for no re-ranking)."""
+    if refs is None:
+        return None
+    refs = refs if isinstance(refs, (list, tuple)) else (refs,)
+    return [ref.build() for ref in refs] or None
+
+
+def rerank_summary(rerank, plain) -> dict:
+    """What results.json, the console and TensorBoard add when a reranker ran: its description
+    and the plain (not re-ranked) results, so the gain is visible."""
+    from visim.rerank.base import describe_chain
+
+    summary = {key: value for key, value in plain.as_dict().items() if key in ("cmc", "mAP", "mINP")}
+    return {"rerank": describe_chain(rerank), "plain": summary}
