@@ -253,6 +253,8 @@ def test_config_rerank_single_or_list_with_paths():
         "expected a reranker name or a mapping with 'name', got int 3 @ $.rerank[1]",
         "expected int, got float 0.5 @ $.rerank[0].k2",
     ]
+    with pytest.raises(ConfigError, match=r"k_reciprocal replaces the distances, so it must come last in a rerank chain @ \$\.rerank"):
+        structure({"metric": "euclidean", "rerank": ["k_reciprocal", "dba"]}, TestConfig)
 
 
 def test_engine_test_reports_reranked_and_plain_results(tmp_path):

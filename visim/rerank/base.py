@@ -72,3 +72,10 @@ def describe_chain(rerank: Any) -> str:
     if rerank is None:
         return ""
     return " -> ".join(r.describe() for r in as_chain(rerank))
+
+
+def check_chain_refs(instance: Any, attribute: Any, refs: Any) -> None:
+    """attrs validator of a config's ``rerank`` list: the rerankers are built (cheap; it imports
+    their modules) to learn which replace the distances, so a bad order fails at load time."""
+    if isinstance(refs, (list, tuple)) and len(refs) > 1:
+        as_chain([ref.build() for ref in refs])
