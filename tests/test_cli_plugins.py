@@ -197,7 +197,7 @@ def test_components_unknown_kind_is_a_one_line_usage_error(capsys, clean_plugin_
     assert code == 2 and out == ""
     assert err == (
         "visim: error: unknown component kind 'metrik'; choose one of metrics, models, losses, "
-        "datasets, optimizers, schedulers, samplers, transforms\n"
+        "datasets, optimizers, schedulers, samplers, transforms, rerankers\n"
     )
 
 
@@ -282,7 +282,7 @@ NO_TORCH_SCRIPT = textwrap.dedent(
     import visim
     import visim.cli
     visim.get_registry()
-    for argv in (["plugins"], ["plugins", "--json"], ["components"], ["--help"]):
+    for argv in (["plugins"], ["plugins", "--json"], ["components"], ["components", "rerankers"], ["--help"]):
         with contextlib.suppress(SystemExit):  # --help exits
             visim.cli.main(argv)
     loaded = sorted(m for m in sys.modules if m.split(".")[0] in HEAVY)

@@ -63,5 +63,10 @@ def register_transforms(register):
 
 
 @hookspec
+def register_rerankers(register):
+    """Register rerankers: ``factory(params) -> visim.rerank.base.Reranker`` (see its contract)."""
+
+
+@hookspec
 def register_rules(register):
     """Register named validation rules: ``register(name, check, unary=False, doc=None)``."""

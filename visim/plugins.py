@@ -43,6 +43,7 @@ DEFAULT_PLUGINS = (
     "visim.models",
     "visim.losses",
     "visim.data",
+    "visim.rerank",
 )
 HOOK_KINDS = {f"register_{kind}": kind for kind in KINDS}
 RULE_HOOK = "register_rules"

@@ -26,6 +26,7 @@ KINDS = (
     "schedulers",
     "samplers",
     "transforms",
+    "rerankers",
 )
 SINGULAR = {
     "metrics": "metric",
@@ -36,6 +37,7 @@ SINGULAR = {
     "schedulers": "scheduler",
     "samplers": "sampler",
     "transforms": "transform",
+    "rerankers": "reranker",
 }
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 # Aliases may also be the original engine's CamelCase names (``EuclideanDistance``).

@@ -48,6 +48,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-positive", choices=NO_POSITIVE, help="queries without any positive (default: the file's)")
     parser.add_argument("--ap", choices=AP_MODES, help="AP definition (default: the file's)")
     parser.add_argument("--max-rank", type=positive_int, metavar="N", help="CMC curve length (default: the file's)")
+    parser.add_argument(
+        "--rerank",
+        metavar="NAME",
+        help="re-rank with a registered reranker, a YAML mapping '{name: k_reciprocal, k1: 20}' or a list '[qe, k_reciprocal]'",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(handler=handle)
 
@@ -59,8 +64,9 @@ def handle(args) -> int:
     saved = load_embeddings(args.embeddings)  # EmbeddingsFileError: exit 2
     options = resolve_options(args, saved.meta)
     metric = build_metric(options["metric"])
+    rerank = build_rerank(args.rerank)
     try:
-        results = rank(saved, metric, options)
+        results = rank(saved, metric, options, rerank)
     except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
         raise VisimError(str(exc)) from exc
     if args.json:
@@ -90,7 +96,7 @@ def parse_metric(text: str):
     import yaml
 
     stripped = text.strip()
-    if stripped.startswith("{"):
+    if stripped.startswith(("{", "[")):
         try:
             return yaml.safe_load(stripped)
         except yaml.YAMLError:
@@ -98,8 +104,8 @@ def parse_metric(text: str):
     return stripped
 
 
-class MetricOptionError(ConfigError):
-    """A bad ``--metric``: one ``visim: error:`` line per problem (there is no config file)."""
+class OptionError(ConfigError):
+    """A bad ``--metric`` or ``--rerank``: one ``visim: error:`` line per problem (there is no config file)."""
 
     def report(self, source=None) -> str:
         return "\n".join(f"visim: error: {problem}" for problem in self.problems)
@@ -112,7 +118,21 @@ def build_metric(reference):
     try:
         return structure(reference, MetricRef, "--metric").build()
     except ConfigError as exc:
-        raise MetricOptionError(exc.problems) from None
+        raise OptionError(exc.problems) from None
+
+
+def build_rerank(text):
+    """The rerankers of ``--rerank`` (None without it)."""
+    from visim.config.converter import structure
+    from visim.config.refs import RerankerRef
+    from visim.rerank.chain import build_chain
+
+    if text is None:
+        return None
+    try:
+        return build_chain(structure(parse_metric(text), RerankerRef | tuple[RerankerRef, ...], "--rerank"))
+    except ConfigError as exc:
+        raise OptionError(exc.problems) from None
 
 
 def describe_metric(reference) -> str:
@@ -122,11 +142,15 @@ def describe_metric(reference) -> str:
     return str(reference)
 
 
-def rank(saved, metric, options: dict) -> dict:
+def rank(saved, metric, options: dict, rerank=None) -> dict:
+    import functools
+
     from visim.evaluation import evaluate_embeddings
+    from visim.rerank.chain import rerank_summary
 
     query, gallery = saved.query, saved.gallery
-    result = evaluate_embeddings(
+    evaluate = functools.partial(
+        evaluate_embeddings,
         query.embeddings,
         gallery.embeddings,
         metric,
@@ -142,4 +166,7 @@ def rank(saved, metric, options: dict) -> dict:
             max_rank=options["max_rank"],
         ),
     )
-    return result.as_dict()
+    results = evaluate(rerank=rerank).as_dict()
+    if rerank:
+        results.update(rerank_summary(rerank, evaluate()))
+    return results

@@ -105,6 +105,12 @@ def structure_union(value: Any, options: tuple, path: str) -> Any:
     if value is None and NoneType in options:
         return None
     candidates = [o for o in options if o is not NoneType]
+    # A list only fits the sequence options, anything else only the others: when that leaves
+    # one option (``ref | tuple[ref, ...]``), its own detailed problems are reported.
+    is_list = isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+    shaped = [o for o in candidates if is_sequence_type(o) == is_list]
+    if len(shaped) == 1:
+        candidates = shaped
     errors: list[Problem] = []
     for option in candidates:
         try:
@@ -115,6 +121,10 @@ def structure_union(value: Any, options: tuple, path: str) -> Any:
         raise ConfigError(errors)
     names = " or ".join(type_name(o) for o in options)
     raise ConfigError(Problem(f"expected {names}, got {describe(value)}", path))
+
+
+def is_sequence_type(tp: Any) -> bool:
+    return typing.get_origin(tp) in (tuple, list, Sequence, typing.Sequence) or tp in (tuple, list)
 
 
 def type_name(tp: Any) -> str:

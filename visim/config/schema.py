@@ -22,6 +22,7 @@ from visim.config.refs import (
     MetricRef,
     ModelRef,
     OptimizerRef,
+    RerankerRef,
     SamplerRef,
     SchedulerRef,
     TransformRef,
@@ -165,6 +166,12 @@ class TrainConfig:
             raise InvalidParameterException(Problem(message, "$.start_epoch"))
 
 
+def rerank_chain(instance, attribute, value) -> None:
+    from visim.rerank.base import check_chain_refs  # here: visim.rerank imports visim.config
+
+    check_chain_refs(instance, attribute, value)
+
+
 @attrs.frozen(kw_only=True)
 class TestConfig:
     """How query and gallery are ranked and scored (the original engine's ``params_test``)."""
@@ -224,6 +231,11 @@ class TestConfig:
         default=10,
         validator=bounded(1, MAX_SHOWN),
         metadata=doc("Ranked-results grid: top gallery images shown per query."),
+    )
+    rerank: RerankerRef | tuple[RerankerRef, ...] | None = attrs.field(
+        default=None,
+        validator=rerank_chain,
+        metadata=doc("Re-ranking: a reranker or a list (e.g. query_expansion, k_reciprocal)."),
     )
 
     def eval_options(self) -> EvalOptions:

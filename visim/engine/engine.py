@@ -7,6 +7,7 @@ The interface is the original engine's (``run``, ``train_model``, ``test``, ``ev
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
@@ -360,11 +361,13 @@ class VisualSimilarityEngine:
     def test(self) -> dict[str, Any]:
         """Embed query and gallery, rank with the metric, report CMC, mAP and mINP."""
         from visim.evaluation import evaluate_embeddings
+        from visim.rerank.chain import build_chain, rerank_summary
 
         test = self.config.test
         query, gallery = self.extract(self.query_loader), self.extract(self.gallery_loader)
         metric = contract_checks.CheckedMetric(self.metric, checked=self._metric_checked)
-        result = evaluate_embeddings(
+        evaluate = functools.partial(
+            evaluate_embeddings,
             query.embeddings,
             gallery.embeddings,
             metric,
@@ -374,8 +377,12 @@ class VisualSimilarityEngine:
             gallery.camids,
             options=test.eval_options(),
         )
+        rerank = build_chain(test.rerank)
+        result = evaluate(rerank=rerank)
         self._metric_checked = True
         results = result.as_dict()
+        if rerank:  # the plain ranking too, so that the gain is visible
+            results.update(rerank_summary(rerank, evaluate()))
         results["epoch"] = self.epoch
         self.last_result, self.last_query, self.last_gallery = result, query, gallery
         if self.is_main_process:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import torch
 
 from visim.evaluation.labels import Labels
@@ -35,6 +36,7 @@ def evaluate_embeddings(
     g_camids: Any = None,
     *,
     options: EvalOptions | None = None,
+    rerank: Any = None,
     **settings: Any,
 ) -> RankingResult:
     """Like :func:`~visim.evaluation.evaluate` (the same ``options`` and keywords), computing
@@ -42,7 +44,8 @@ def evaluate_embeddings(
     within ``memory_budget`` bytes.
 
     ``higher_is_better`` defaults to the metric's own attribute (False when absent). The work
-    runs on ``q_emb``'s device.
+    runs on ``q_emb``'s device. ``rerank`` is a reranker or a list of them (see
+    :mod:`visim.rerank`); k-reciprocal re-ranking feeds its distances chunk by chunk.
     """
     options = EvalOptions.build(options, **settings)
     metric = resolve_metric(metric)
@@ -53,6 +56,13 @@ def evaluate_embeddings(
     num_q, num_g = queries.shape[0], gallery.shape[0]
     labels = Labels(q_pids, g_pids, q_camids, g_camids, protocol=protocol, shape=(num_q, num_g))
     labels.to(queries.device)
+    reranked = None
+    if rerank is not None:
+        from visim.rerank.chain import apply_chain
+
+        queries, gallery, reranked = apply_chain(
+            rerank, queries, gallery, metric, options.higher_is_better, options.memory_budget
+        )
     rows = options.chunk_rows(num_g, max(4, queries.element_size()))
 
     def blocks():
@@ -67,4 +77,6 @@ def evaluate_embeddings(
                 )
             yield start, block
 
+    if reranked is not None:  # re-ranked distances: lower is closer, whatever the metric
+        return rank_blocks(reranked, labels, attrs.evolve(options, higher_is_better=False))
     return rank_blocks(blocks(), labels, options)

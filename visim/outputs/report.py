@@ -9,6 +9,12 @@ def format_epoch(epoch: int, epochs: int, stats: dict[str, float], seconds: floa
 
 
 def format_results(results: dict) -> str:
+    if "plain" in results:  # re-ranked: the plain results first, then the re-ranked ones
+        reranked = {k: v for k, v in results.items() if k not in ("plain", "rerank")}
+        plain = format_results({**reranked, **results["plain"]}).splitlines()
+        lines = format_results(reranked).splitlines()
+        return "\n".join([f"{plain[0]} without re-ranking", *plain[1:],
+                          f"{lines[0]} re-ranked by {results['rerank']}", *lines[1:]])
     cmc = results.get("cmc", {})
     header = [f"Rank-{k}" for k in cmc] + ["mAP", "mINP", "valid", "skipped"]
     values = [f"{100 * v:.2f}" for v in cmc.values()]
