@@ -193,7 +193,7 @@ def test_params_are_validated():
 
 @pytest.fixture
 def embeddings_file(tmp_path):
-    from visim.engine.export import save_embeddings
+    from visim.outputs.embeddings import save_embeddings
     from visim.engine.extract import Embeddings
 
     q, g, q_pids, g_pids, q_cams, g_cams = clustered(14)
