@@ -42,10 +42,29 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--ap", choices=AP_MODES, help="AP definition (default: the file's)")
     parser.add_argument("--max-rank", type=positive_int, metavar="N", help="CMC curve length (default: the file's)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where to rank: cpu, cuda or auto (default: cpu); under torchrun each process ranks a shard of the gallery",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
+    """One process, or one of torchrun's: each ranks a shard of the gallery, rank 0 prints."""
+    from visim.engine import distributed
+
+    try:
+        distributed.setup(args.device)
+        return evaluate_file(args, distributed.is_main_process())
+    except distributed.DistributedError as exc:
+        print(f"visim: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        distributed.teardown()
+
+
+def evaluate_file(args, main: bool) -> int:
     from visim.engine.export import EmbeddingsFileError, load_embeddings
 
     try:
@@ -58,10 +77,13 @@ def handle(args) -> int:
     if metric is None:
         return 2
     try:
-        results = rank(saved, metric, options)
+        results = rank(saved, metric, options, args.device)
     except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
-        print(f"visim: error: {exc}", file=sys.stderr)
+        if main:
+            print(f"visim: error: {exc}", file=sys.stderr)
         return 1
+    if not main:
+        return 0
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -117,12 +139,19 @@ def describe_metric(reference) -> str:
     return str(reference)
 
 
-def rank(saved, metric, options: dict) -> dict:
-    from visim.evaluation import evaluate_embeddings
+def rank(saved, metric, options: dict, device: str = "cpu") -> dict:
+    from visim.engine import distributed
+    from visim.evaluation.distributed import evaluate_across
 
     query, gallery = saved.query, saved.gallery
-    result = evaluate_embeddings(
-        query.embeddings,
+    device = distributed.device_for_rank(device)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    result = evaluate_across(
+        distributed.communicator(),
+        query.embeddings.to(device),
         gallery.embeddings,
         metric,
         query.pids,

@@ -282,11 +282,12 @@ class VisualSimilarityEngine:
 
     def test(self) -> dict[str, Any]:
         """Embed query and gallery, rank with the metric, report CMC, mAP and mINP."""
-        from visim.evaluation import evaluate_embeddings
+        from visim.evaluation.distributed import evaluate_across
 
         test = self.config.test
         query, gallery = self.extract(self.test_dl), self.extract(self.val_dl)
-        result = evaluate_embeddings(
+        result = evaluate_across(  # under torchrun each process ranks a shard of the gallery
+            distributed.communicator(),
             query.embeddings,
             gallery.embeddings,
             self.metric,
