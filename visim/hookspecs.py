@@ -52,5 +52,11 @@ def register_transforms(register):
 
 
 @hookspec
+def register_indexes(register):
+    """Register gallery indexes: ``factory(params, metric=..., dim=...) -> GalleryIndex``
+    (see :mod:`visim.index.base`)."""
+
+
+@hookspec
 def register_rules(register):
     """Register named validation rules: ``register(name, check, unary=False, doc=None)``."""

@@ -39,6 +39,7 @@ DEFAULT_PLUGINS = (
     "visim.models",
     "visim.losses",
     "visim.data",
+    "visim.index",
 )
 HOOK_KINDS = {f"register_{kind}": kind for kind in KINDS}
 RULE_HOOK = "register_rules"

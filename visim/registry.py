@@ -22,6 +22,7 @@ KINDS = (
     "schedulers",
     "samplers",
     "transforms",
+    "indexes",
 )
 SINGULAR = {
     "metrics": "metric",
@@ -32,6 +33,7 @@ SINGULAR = {
     "schedulers": "scheduler",
     "samplers": "sampler",
     "transforms": "transform",
+    "indexes": "index",
 }
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 # Aliases may also be the original engine's CamelCase names (``EuclideanDistance``).
