@@ -52,7 +52,7 @@ class ExactIndex:
         for start in range(0, len(queries), chunk):
             best = TopK(len(queries[start : start + chunk]), k)
             for first in range(0, num_gallery, rows):
-                block = torch.from_numpy(np.asarray(self.gallery[first : first + rows], dtype=np.float32))
+                block = torch.from_numpy(np.require(self.gallery[first : first + rows], np.float32, ["C", "W"]))
                 with torch.no_grad():
                     values = torch.as_tensor(self.metric(queries[start : start + chunk], block))
                 best.add(-values if self.higher_is_better else values, first)

@@ -70,6 +70,15 @@ class ShardedArray:
             return parts[0]
         return np.concatenate(parts) if parts else np.empty((0, self.shape[1]), self.dtype)
 
+    def take(self, indices, axis: int = 0) -> np.ndarray:
+        """Rows at sorted ``indices`` (as ``ndarray.take`` with ``axis=0``), shard by shard."""
+        if axis != 0:
+            raise ValueError("only rows can be taken")
+        indices = np.asarray(indices)
+        bounds = np.searchsorted(indices, self.starts)
+        return np.concatenate([shard[indices[lo:hi] - first] for shard, first, lo, hi
+                               in zip(self.shards, self.starts[:-1], bounds[:-1], bounds[1:])])
+
     def __array__(self, dtype=None, copy=None):
         whole = self[0 : len(self)]
         return whole.astype(dtype) if dtype is not None else np.asarray(whole)
