@@ -71,18 +71,18 @@ class TopK:
         self.ids = torch.full((rows, 0), -1, dtype=torch.int64)
 
     def add(self, keys: torch.Tensor, first: int) -> None:
-        if bool(torch.isnan(keys).any()):
+        if bool(torch.isnan(keys.amax())):  # amax propagates NaN, in one pass
             raise ValueError("the metric returned NaN; check the embeddings")
         take = min(self.k, keys.shape[1])
         kth = keys.topk(take, dim=1, largest=False, sorted=True).values[:, -1:]
-        # Strictly closer than the k-th, then the k-th's equals in gallery order: exact ties.
-        closer = keys < kth
-        level = (keys == kth) & ((keys == kth).cumsum(1) <= take - closer.sum(1, keepdim=True))
-        rows, cols = (closer | level).nonzero(as_tuple=True)  # row-major: gallery order
-        slots = torch.arange(len(rows)) - (torch.cumsum(torch.bincount(rows, minlength=len(keys)), 0)
-                                           - torch.bincount(rows, minlength=len(keys)))[rows]
-        new_keys = torch.full((len(keys), take), float("nan"), dtype=keys.dtype)
-        new_ids = torch.full((len(keys), take), -1, dtype=torch.int64)
+        # Everything up to the k-th key (usually k items a row; more when it ties), in
+        # row-major order, so that each row's candidates are in gallery order.
+        rows, cols = (keys <= kth).nonzero(as_tuple=True)
+        counts = torch.bincount(rows, minlength=len(keys))
+        slots = torch.arange(len(rows)) - (torch.cumsum(counts, 0) - counts)[rows]
+        width = int(counts.max())
+        new_keys = torch.full((len(keys), width), float("nan"), dtype=keys.dtype)
+        new_ids = torch.full((len(keys), width), -1, dtype=torch.int64)
         new_keys[rows, slots], new_ids[rows, slots] = keys[rows, cols], cols + first
         # Earlier blocks first, each in gallery order: a stable sort keeps ties by index; NaN
         # (padding) sorts last.
