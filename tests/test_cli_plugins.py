@@ -197,7 +197,7 @@ def test_components_unknown_kind_is_a_one_line_usage_error(capsys, clean_plugin_
     assert code == 2 and out == ""
     assert err == (
         "visim: error: unknown component kind 'metrik'; choose one of metrics, models, losses, "
-        "datasets, optimizers, schedulers, samplers, transforms, rerankers\n"
+        "datasets, optimizers, schedulers, samplers, transforms, rerankers, indexes\n"
     )
 
 

@@ -193,8 +193,8 @@ def test_params_are_validated():
 
 @pytest.fixture
 def embeddings_file(tmp_path):
-    from visim.outputs.embeddings import save_embeddings
     from visim.engine.extract import Embeddings
+    from visim.outputs.embeddings import save_embeddings
 
     q, g, q_pids, g_pids, q_cams, g_cams = clustered(14)
 

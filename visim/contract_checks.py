@@ -255,6 +255,7 @@ class CheckedMetric:
     def __init__(self, metric: Any, *, checked: bool = False) -> None:
         self.metric = metric
         self.higher_is_better = bool(getattr(metric, "higher_is_better", False))
+        self.whole_gallery = bool(getattr(metric, "whole_gallery", False))  # see evaluation.blocks
         self.checked = checked
 
     @property

@@ -68,5 +68,11 @@ def register_rerankers(register):
 
 
 @hookspec
+def register_indexes(register):
+    """Register gallery indexes: ``factory(params, metric=..., dim=...) -> GalleryIndex``
+    (see :mod:`visim.index.base`)."""
+
+
+@hookspec
 def register_rules(register):
     """Register named validation rules: ``register(name, check, unary=False, doc=None)``."""

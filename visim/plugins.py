@@ -44,6 +44,7 @@ DEFAULT_PLUGINS = (
     "visim.losses",
     "visim.data",
     "visim.rerank",
+    "visim.index",
 )
 HOOK_KINDS = {f"register_{kind}": kind for kind in KINDS}
 RULE_HOOK = "register_rules"

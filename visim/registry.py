@@ -27,6 +27,7 @@ KINDS = (
     "samplers",
     "transforms",
     "rerankers",
+    "indexes",
 )
 SINGULAR = {
     "metrics": "metric",
@@ -38,6 +39,7 @@ SINGULAR = {
     "samplers": "sampler",
     "transforms": "transform",
     "rerankers": "reranker",
+    "indexes": "index",
 }
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 # Aliases may also be the original engine's CamelCase names (``EuclideanDistance``).

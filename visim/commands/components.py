@@ -20,7 +20,7 @@ def add_parser(subparsers) -> None:
         nargs="?",
         metavar="KIND",
         help="one kind only: metric(s), model(s), loss(es), dataset(s), optimizer(s), "
-        "scheduler(s), sampler(s) or transform(s)",
+        "scheduler(s), sampler(s), transform(s) or index(es)",
     )
     parser.add_argument("--json", action="store_true", help="print JSON for scripts")
     parser.set_defaults(handler=handle)

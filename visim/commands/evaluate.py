@@ -54,10 +54,26 @@ def add_parser(subparsers) -> None:
         help="re-rank with a registered reranker, a YAML mapping '{name: k_reciprocal, k1: 20}' or a list '[qe, k_reciprocal]'",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="where to rank: cpu, cuda or auto (default: cpu); under torchrun each process ranks a shard of the gallery",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
+    """One process, or one of torchrun's: each ranks a shard of the gallery, rank 0 prints."""
+    from visim.distributed import group as distributed
+
+    try:
+        distributed.setup(args.device)
+        return evaluate_file(args, distributed.is_main_process())
+    finally:
+        distributed.teardown()
+
+
+def evaluate_file(args, main: bool) -> int:
     from visim.errors import VisimError
     from visim.outputs.embeddings import load_embeddings
 
@@ -66,9 +82,11 @@ def handle(args) -> int:
     metric = build_metric(options["metric"])
     rerank = build_rerank(args.rerank)
     try:
-        results = rank(saved, metric, options, rerank)
+        results = rank(saved, metric, options, rerank, args.device)
     except ValueError as exc:  # e.g. no_positive=error with an unmatched query, bad protocol
         raise VisimError(str(exc)) from exc
+    if not main:
+        return 0
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -142,16 +160,23 @@ def describe_metric(reference) -> str:
     return str(reference)
 
 
-def rank(saved, metric, options: dict, rerank=None) -> dict:
+def rank(saved, metric, options: dict, rerank=None, device: str = "cpu") -> dict:
     import functools
 
-    from visim.evaluation import evaluate_embeddings
+    from visim.distributed import group as distributed
+    from visim.evaluation.distributed import evaluate_across
     from visim.rerank.chain import rerank_summary
 
     query, gallery = saved.query, saved.gallery
-    evaluate = functools.partial(
-        evaluate_embeddings,
-        query.embeddings,
+    device = distributed.device_for_rank(device)
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    evaluate = functools.partial(  # under torchrun each process ranks a shard of the gallery
+        evaluate_across,
+        distributed.communicator(),
+        query.embeddings.to(device),
         gallery.embeddings,
         metric,
         query.pids,

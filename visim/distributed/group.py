@@ -197,3 +197,12 @@ def average_over_ranks(values: dict[str, float]) -> dict[str, float]:
     totals = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
     dist.all_reduce(totals)  # CPU tensor: gloo, present in every group setup() makes
     return dict(zip(keys, (totals / world_size()).tolist()))
+
+
+def communicator():
+    """The process group as evaluation's communicator (None for a single process)."""
+    if world_size() <= 1:
+        return None
+    from visim.evaluation.distributed import TorchCommunicator
+
+    return TorchCommunicator()

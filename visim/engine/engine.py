@@ -360,14 +360,15 @@ class VisualSimilarityEngine:
 
     def test(self) -> dict[str, Any]:
         """Embed query and gallery, rank with the metric, report CMC, mAP and mINP."""
-        from visim.evaluation import evaluate_embeddings
+        from visim.evaluation.distributed import evaluate_across
         from visim.rerank.chain import build_chain, rerank_summary
 
         test = self.config.test
         query, gallery = self.extract(self.query_loader), self.extract(self.gallery_loader)
         metric = contract_checks.CheckedMetric(self.metric, checked=self._metric_checked)
-        evaluate = functools.partial(
-            evaluate_embeddings,
+        evaluate = functools.partial(  # under torchrun each process ranks a shard of the gallery
+            evaluate_across,
+            distributed.communicator(),
             query.embeddings,
             gallery.embeddings,
             metric,

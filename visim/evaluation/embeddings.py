@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import torch
 
+from visim.evaluation.blocks import metric_block
 from visim.evaluation.labels import Labels
 from visim.evaluation.options import EvalOptions
 from visim.evaluation.ranking import rank_blocks
@@ -68,7 +69,7 @@ def evaluate_embeddings(
     def blocks():
         for start in range(0, num_q, rows):
             with torch.no_grad():
-                block = torch.as_tensor(metric(queries[start : start + rows], gallery))
+                block = metric_block(metric, queries[start : start + rows], gallery)
             expected = (min(rows, num_q - start), num_g)
             if tuple(block.shape) != expected:
                 raise ValueError(

@@ -43,6 +43,7 @@ class RankingResult:
     per_query: PerQuery
     options: EvalOptions = attrs.field(repr=False)
     topk_indices: np.ndarray | None = attrs.field(default=None, repr=False)
+    world_size: int = 1  # the processes that ranked shares of the gallery
 
     @property
     def num_skipped(self) -> int:
@@ -69,6 +70,7 @@ class RankingResult:
             "ap": self.options.ap,
             "no_positive": self.options.no_positive,
             "max_rank": self.options.max_rank,
+            "world_size": self.world_size,
         }
 
     @classmethod

@@ -125,6 +125,7 @@ class NegSoftmax(GalleryNormsMetric):
     """
 
     higher_is_better = True
+    whole_gallery = True  # never computed on blocks or shards of the gallery
 
     def __init__(self, squared: bool) -> None:
         super().__init__()
