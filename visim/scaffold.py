@@ -7,8 +7,12 @@ kind; the common files (pyproject.toml, README.md) are shared. Nothing here impo
 from __future__ import annotations
 
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from string import Template
+
+from visim.outputs.atomic import publish, write_text
 
 KINDS = ("metric", "model", "loss", "dataset")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -461,9 +465,12 @@ def create(kind: str, name: str, output: str | Path, visim_version: str) -> Path
     target = target_dir(output, name)
     if target.exists():
         raise ScaffoldError(f"{target} already exists; choose another name or --output")
-    files = files_for(kind, name, visim_version)
-    for relative, text in files.items():
-        path = target / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:  # the whole package appears at once, or nothing does
+        for relative, text in files_for(kind, name, visim_version).items():
+            write_text(building / relative, text)
+        building.chmod(0o755)  # mkdtemp's 0o700 would hide the package from other users
+        return publish(building, target)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)

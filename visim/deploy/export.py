@@ -16,6 +16,7 @@ import torch
 from visim.deploy import formats, parity
 from visim.deploy.errors import ExportError, MissingExtraError
 from visim.deploy.graph import DeployableModel, Preprocessing, read_preprocessing
+from visim.outputs.atomic import publish
 
 FORMAT, VERSION = "visim-export", 1
 
@@ -112,7 +113,7 @@ def export_model(config, weights, fmt: str, out: str | Path, *, quiet: bool = Tr
         report = parity.check(formats.load(temporary).run, batches)
         if not report.ok:
             raise ParityError(out, report)
-        os.replace(temporary, out)
+        publish(temporary, out)
     finally:
         temporary.unlink(missing_ok=True)
     return Checked(out, fmt, meta, report)

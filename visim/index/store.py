@@ -17,7 +17,6 @@ shape and size against ``index.json``: a truncated or corrupt shard is an :class
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ import attrs
 import numpy as np
 
 from visim.errors import UsageError
+from visim.outputs.atomic import publish, write_text
 
 FORMAT, VERSION = "visim-index", 1
 SHARD_ROWS = 1 << 20
@@ -107,7 +107,7 @@ def write_index_dir(out: str | Path, gallery, pids, camids, paths, *, metric: An
             shards.append({"file": name, "rows": len(rows)})
         np.save(temporary / "pids.npy", np.asarray(pids, dtype=np.int64))
         np.save(temporary / "camids.npy", np.asarray(camids, dtype=np.int64))
-        (temporary / "paths.json").write_text(json.dumps(list(paths)))
+        write_text(temporary / "paths.json", json.dumps(list(paths)))
         meta = {"format": FORMAT, "version": VERSION, "index": index_ref, "metric": metric,
                 "dim": int(gallery.shape[1]), "dtype": dtype, "count": int(len(gallery)), "shards": shards}
         stored = load_gallery(temporary, meta)
@@ -115,8 +115,8 @@ def write_index_dir(out: str | Path, gallery, pids, camids, paths, *, metric: An
         meta["approximate"] = bool(getattr(component, "approximate", False))
         (temporary / "component").mkdir()
         component.save(temporary / "component")
-        (temporary / "index.json").write_text(json.dumps(meta, indent=2) + "\n")
-        os.replace(temporary, out)
+        write_text(temporary / "index.json", json.dumps(meta, indent=2) + "\n")
+        publish(temporary, out)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
     return meta

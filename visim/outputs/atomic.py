@@ -41,6 +41,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     sync_folder(path.parent)
 
 
+def publish(temporary: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Rename a finished, checked ``temporary`` (a file or a folder, beside ``path``) to ``path``.
+
+    For outputs that are written whole and verified before they may exist under their name:
+    an export that must pass its parity check, an index folder, a scaffolded package.
+    """
+    os.replace(temporary, path)
+    sync_folder(Path(path).parent)
+    return Path(path)
+
+
 def sync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable (a no-op where folders cannot be opened)."""
     try:
