@@ -197,3 +197,12 @@ def average_over_ranks(values: dict[str, float]) -> dict[str, float]:
     totals = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64)
     dist.all_reduce(totals)  # CPU tensor: gloo, present in every group setup() makes
     return dict(zip(keys, (totals / world_size()).tolist()))
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest of each rank's ``value`` (e.g. "did any rank get a stop signal?")."""
+    if world_size() <= 1:
+        return value
+    total = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(total, op=dist.ReduceOp.MAX)  # CPU tensor: gloo, as average_over_ranks
+    return int(total.item())
