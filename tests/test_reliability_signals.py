@@ -247,3 +247,19 @@ def test_under_torchrun_a_signal_to_one_rank_stops_every_rank_after_the_same_ste
     assert "visim: SIGTERM in epoch 2 of 2: stopped with every rank; rank 0 reports the saved state" in stopped.stderr
     assert "exitcode  : 143" in stopped.stderr  # torchrun's report of rank 1 (rank 0 may get its SIGTERM)
     assert load_checkpoint(last)["epoch"] == 1 and not (run_dir / ".lock").exists()
+
+
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGUSR1", 138)])
+def test_a_stop_signal_outside_training_ends_any_command_with_its_code_and_one_line(monkeypatch, capsys, name, code):
+    import visim.commands.plugins as plugins_command
+    from visim.cli import main
+
+    def handle(args):
+        os.kill(os.getpid(), getattr(signal, name))
+        raise AssertionError(f"{name} did not stop the command")
+
+    monkeypatch.setattr(plugins_command, "handle", handle)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["plugins"]) == code
+    assert lines(capsys.readouterr().err) == [f"visim: stopped by {name}"]
+    assert signal.getsignal(signal.SIGTERM) is before  # the process's own handling is back
