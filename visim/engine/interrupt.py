@@ -114,6 +114,7 @@ class GracefulInterrupt:
         return TrainingInterrupted(message, self.signum or signal.SIGINT)
 
     def __enter__(self) -> GracefulInterrupt:
+        self.signum = None  # a new training session (a caller may train again after a stop)
         if threading.current_thread() is threading.main_thread():
             for signum in SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
