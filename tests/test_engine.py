@@ -146,7 +146,43 @@ def test_ctrl_c_during_evaluation_stops_after_the_whole_epoch(tmp_path):
         return results
 
     engine.test = test_then_interrupt
-    with pytest.raises(TrainingInterrupted, match="after epoch 1"):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    with pytest.raises(TrainingInterrupted, match=f"after epoch 1 of 3; --resume continues from the end of epoch 1: {checkpoints}") as stop:
         engine.train_model()
-    saved = load_checkpoint(tmp_path / "run" / "checkpoints" / "interrupted.pt")
-    assert saved["epoch"] == 1 and load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1
+    assert stop.value.exit_code == 130
+    assert {p.name for p in checkpoints.iterdir()} == {"last.pt", "best.pt", "epoch-001.pt"}  # no interrupted.pt
+    assert {load_checkpoint(p)["epoch"] for p in checkpoints.iterdir()} == {1}
+
+
+def test_a_stop_mid_epoch_saves_nothing(tmp_path):
+    """Epoch 1's checkpoints stay as they were (the resume that equals a straight run:
+    tests/test_reliability_signals.py)."""
+    from visim.engine.interrupt import TrainingInterrupted
+
+    engine = build_engine(config_from_dict(tiny_config(tmp_path)), run_dir=tmp_path / "run", quiet=True)
+    step = engine.backward_step
+
+    def step_then_sigterm(loss):
+        step(loss)
+        if engine.global_step == 14:  # the 3rd step of epoch 2 (12 an epoch; counted after this call)
+            engine._interrupt.signum = 15  # as the SIGTERM handler does
+
+    engine.backward_step = step_then_sigterm
+    checkpoints = tmp_path / "run" / "checkpoints"
+    with pytest.raises(TrainingInterrupted, match="SIGTERM in epoch 2 of 2: this incomplete epoch is not saved") as stop:
+        engine.train_model()
+    assert stop.value.exit_code == 143 and engine.global_step == 15
+    assert {p.name for p in checkpoints.iterdir()} == {"last.pt", "best.pt", "epoch-001.pt"}
+    saved = load_checkpoint(checkpoints / "last.pt")
+    assert (saved["epoch"], saved["global_step"]) == (1, 12)  # epoch 1's, not mid-epoch weights
+
+
+def test_best_is_written_before_last(tmp_path, monkeypatch):
+    """A kill between the two then leaves last.pt's best_metric naming a best.pt that exists."""
+    import visim.engine.checkpoint as checkpoint
+
+    written = []
+    save = checkpoint.atomic_save
+    monkeypatch.setattr(checkpoint, "atomic_save", lambda state, path: written.append(path.name) or save(state, path))
+    train_run(tiny_config(tmp_path, epochs=1), tmp_path / "run")
+    assert written == ["best.pt", "epoch-001.pt", "last.pt"]

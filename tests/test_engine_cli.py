@@ -11,6 +11,7 @@ import time
 import yaml
 
 from tests.test_engine import tiny_config
+from visim.engine.checkpoint import load_checkpoint
 
 
 def write_config(tmp_path, **train) -> str:
@@ -74,7 +75,10 @@ def test_ctrl_c_saves_exits_130_and_resumes(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     checkpoints = only_run_dir(tmp_path) / "checkpoints"
-    assert (checkpoints / "interrupted.pt").is_file() and (checkpoints / "last.pt").is_file()
+    # Stopped in epoch 2 or while saving epoch 1: either way the state is epoch 1's, whole.
+    assert f"--resume continues from the end of epoch 1: {checkpoints / 'last.pt'}" in err
+    assert load_checkpoint(checkpoints / "last.pt")["epoch"] == 1
+    assert not (checkpoints / "interrupted.pt").exists()
 
     resumed = visim("train", config, "--resume", "auto", "--set", "train.epochs=2", "--quiet")
     assert resumed.returncode == 0, resumed.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import visim
-from visim.outputs.atomic import atomic_write, write_text
+from visim.outputs.atomic import atomic_write, remove_orphans, write_text
 
 
 def test_write_text_replaces_the_file_and_leaves_nothing_else(tmp_path):
@@ -30,6 +30,27 @@ def test_a_failing_write_keeps_the_previous_file_and_no_temporary(tmp_path, erro
             raise error
     assert target.read_text() == "name: before\n"
     assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+
+
+def test_remove_orphans_deletes_only_what_a_killed_atomic_write_leaves(tmp_path):
+    write_text(tmp_path / "checkpoints" / "last.pt", "weights")
+    orphan = tmp_path / "checkpoints" / f".last.pt.{os.getpid()}.0123abcd.tmp"  # atomic_write's naming
+    orphan.write_text("weights of a write killed before its rename")
+    others = [".results.json.tmp", "notes.tmp", ".x.12.nothex!.tmp", "results.json"]
+    for name in others:
+        (tmp_path / name).write_text("keep")
+    assert remove_orphans(tmp_path) == [orphan]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["last.pt", *others])
+
+
+def test_the_orphan_pattern_is_the_name_atomic_write_gives_its_temporaries(tmp_path, monkeypatch):
+    import visim.outputs.atomic as atomic
+
+    renamed = []
+    monkeypatch.setattr(atomic.os, "replace", lambda source, target: renamed.append(Path(source).name))
+    write_text(tmp_path / "results.json", "{}")
+    (name,) = renamed
+    assert atomic.TEMPORARY.fullmatch(name) and name.startswith(".results.json.")
 
 
 def test_binary_mode_and_permissions_follow_the_umask(tmp_path):

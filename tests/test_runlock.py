@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from visim.engine.runlock import LOCK_NAME, RunLock, RunLockedError
+from visim.outputs.runlock import LOCK_NAME, RunLock, RunLockedError
 
 
 def test_a_second_holder_is_refused_naming_the_first(tmp_path):

@@ -14,6 +14,7 @@ import pkgutil
 import sys
 
 from visim import __version__, commands
+from visim.engine.interrupt import stop_signals_raise
 from visim.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, VisimError
 
 
@@ -38,13 +39,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     try:
-        return int(args.handler(args) or 0)
+        with stop_signals_raise():  # SIGTERM / SIGUSR1 end a command as Ctrl+C does
+            return int(args.handler(args) or 0)
     except VisimError as exc:  # every error a command reports: one place, its own exit code
         print(exc.report(getattr(args, "config", None) or "config"), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt as exc:  # TrainingInterrupted says where the state was saved
         print(f"visim: {exc}" if str(exc) else "visim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return getattr(exc, "exit_code", EXIT_INTERRUPTED)  # 128 + the signal: 130, 143, 138
     except BrokenPipeError:  # `visim components | head`
         # Python flushes stdout again at exit and would complain about the closed pipe.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from visim.commands._args import add_config_arguments, add_quiet_argument
@@ -42,16 +43,27 @@ def resolve_resume(resume: str | None, config) -> Path | None:
     return Path(resume)
 
 
-def prepare_job(args, config) -> tuple[Path | None, Path]:
-    """The checkpoint to resume and the run directory (a resumed run keeps its own)."""
+def prepare_job(args, config, holds: ExitStack) -> tuple[Path | None, Path]:
+    """The checkpoint to resume and the run directory (a resumed run keeps its own).
+
+    The directory is locked for this process until ``holds`` closes (another live process
+    holding it: RunLockedError, exit 2), and rid of the temporaries a killed run left there.
+    """
     from visim.engine.checkpoint import CheckpointError
+    from visim.outputs.atomic import remove_orphans
     from visim.outputs.rundir import create_run_dir, run_dir_of
+    from visim.outputs.runlock import RunLock
 
     resume = resolve_resume(getattr(args, "resume", None), config)
     for path in (resume, args.weights):  # before any directory is made for a doomed run
         if path is not None and not Path(path).is_file():
             raise CheckpointError(f"checkpoint not found: {path}")
-    return resume, (run_dir_of(resume) if resume else None) or create_run_dir(config.log_dir, config.name)
+    run_dir = (run_dir_of(resume) if resume else None) or create_run_dir(config.log_dir, config.name)
+    holds.enter_context(RunLock(run_dir))
+    orphans = remove_orphans(run_dir)
+    if orphans:
+        print(f"visim: removed {len(orphans)} temporary file(s) a killed run left in {run_dir}", file=sys.stderr)
+    return resume, run_dir
 
 
 def handle(args) -> int:
@@ -74,14 +86,16 @@ def run_job(args) -> int:
     if args.job == "train" and config.train is None:
         raise UsageError("the config has no train section")
     distributed.setup(config.device)
-    # Rank 0 alone picks the checkpoint and creates the run directory; every rank learns both.
-    try:
-        resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config))
-    except OSError as exc:
-        raise JobFailed(f"cannot create the run directory under {config.log_dir!r}: {exc}") from exc
-    main = distributed.is_main_process()
-    with recorded_in(run_dir if main else None):  # also records the error that ends the run
-        return run_engine(args, config, run_dir, resume, main)
+    with ExitStack() as holds:  # rank 0's lock on the run directory, released when the job ends
+        # Rank 0 alone picks the checkpoint and creates (and locks) the run directory; every
+        # rank learns both, or rank 0's error.
+        try:
+            resume, run_dir = distributed.on_main_process(lambda: prepare_job(args, config, holds))
+        except OSError as exc:
+            raise JobFailed(f"cannot create the run directory under {config.log_dir!r}: {exc}") from exc
+        main = distributed.is_main_process()
+        with recorded_in(run_dir if main else None):  # also records the error that ends the run
+            return run_engine(args, config, run_dir, resume, main)
 
 
 def run_engine(args, config, run_dir, resume, main: bool) -> int:

@@ -206,3 +206,12 @@ def communicator():
     from visim.evaluation.distributed import TorchCommunicator
 
     return TorchCommunicator()
+
+
+def max_over_ranks(value: int) -> int:
+    """The largest of each rank's ``value`` (e.g. "did any rank get a stop signal?")."""
+    if world_size() <= 1:
+        return value
+    total = torch.tensor([value], dtype=torch.int64)
+    dist.all_reduce(total, op=dist.ReduceOp.MAX)  # CPU tensor: gloo, as average_over_ranks
+    return int(total.item())

@@ -29,7 +29,7 @@ from visim.distributed.sharded_extract import extract_sharded
 from visim.engine import checkpoint as ckpt
 from visim.engine import learnable_loss, resume
 from visim.engine.extract import Embeddings
-from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted
+from visim.engine.interrupt import GracefulInterrupt, TrainingInterrupted, signal_name
 from visim.errors import TrainingDiverged
 from visim.outputs.atomic import write_text
 from visim.outputs.report import format_epoch, format_results
@@ -250,10 +250,10 @@ class VisualSimilarityEngine:
                 self.history.append({"epoch": epoch, **stats, "test": metrics})
                 self.log(format_epoch(epoch, train.epochs, stats, time.perf_counter() - started))
                 self.save_model(epoch, metrics, self.optimizer, self.lr_sched)
-                if self._interrupt.requested:  # Ctrl+C during the evaluation: this epoch is whole
-                    self.save_model(epoch, None, self.optimizer, self.lr_sched, tag="interrupted")
+                # A signal during the evaluation or the save: this epoch is whole and saved.
+                if epoch < train.epochs and self.stop_requested():
                     self.close()
-                    raise TrainingInterrupted(f"interrupted after epoch {epoch}; state saved in {self.run_dir}")
+                    raise self._interrupt.interrupted(self.stop_report(f"after epoch {epoch}", saved=epoch))
         self.start_epoch = self.epoch + 1
         return self.optimizer
 
@@ -299,7 +299,7 @@ class VisualSimilarityEngine:
                 total_correct[k] += correct
             self.global_step += 1
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{total_correct[topk[0]] / seen:.3f}", lr=f"{lr:.1e}")
-            if self._interrupt.requested:
+            if self.stop_requested():
                 self.terminate()
         stats = {"loss": total_loss / max(seen, 1), "lr": lr}
         stats.update({f"acc@{k}": c / max(seen, 1) for k, c in total_correct.items()})
@@ -407,8 +407,13 @@ class VisualSimilarityEngine:
         return self.test()
 
     # -- checkpoints ----------------------------------------------------------------------
-    def save_model(self, epoch: int, metrics: dict | None, optimizer=None, lr_sched=None, *, tag: str | None = None) -> Path | None:
-        """Write ``last.pt`` (and periodic / best / ``tag`` copies) atomically."""
+    def save_model(self, epoch: int, metrics: dict | None, optimizer=None, lr_sched=None) -> Path | None:
+        """Write ``best.pt`` (if improved), ``epoch-NNN.pt`` (periodic), then ``last.pt``, each atomically.
+
+        ``last.pt`` comes last: it is what a resume reads, so a kill before it is written leaves
+        the previous epoch's set, whose ``best_metric`` names a ``best.pt`` that exists, and the
+        resume redoes this epoch, writing the same files again.
+        """
         if self.run_dir is None or not self.is_main_process:
             return None
         from visim.config.converter import unstructure
@@ -431,14 +436,11 @@ class VisualSimilarityEngine:
             config=unstructure(self.config),
         )
         folder = self.run_dir / CHECKPOINTS
-        last = ckpt.atomic_save(state, folder / "last.pt")
-        if tag:
-            ckpt.atomic_save(state, folder / f"{tag}.pt")
-        if tag is None and train and epoch % train.save_interval == 0:
-            ckpt.atomic_save(state, folder / f"epoch-{epoch:03d}.pt")
         if is_best:
             ckpt.atomic_save(state, folder / "best.pt")
-        return last
+        if train and epoch % train.save_interval == 0:
+            ckpt.atomic_save(state, folder / f"epoch-{epoch:03d}.pt")
+        return ckpt.atomic_save(state, folder / "last.pt")
 
     def load_model(self, path: str | Path, *, weights_only: bool = False) -> dict:
         """Load a checkpoint; training continues at its epoch + 1 with its optimizer state."""
@@ -476,11 +478,39 @@ class VisualSimilarityEngine:
         return state
 
     def terminate(self) -> None:
-        """Handle Ctrl+C: save an ``interrupted`` checkpoint and ``last.pt``, close, exit 130."""
-        # The current epoch is incomplete: record the last complete one, so a resume re-runs it.
-        self.save_model(self.epoch - 1, None, self.optimizer, self.lr_sched, tag="interrupted")
+        """Handle a stop signal in the middle of an epoch: close and raise TrainingInterrupted.
+
+        Nothing is saved: the checkpoint set of the last complete epoch stays as it was, and a
+        resume redoes this epoch from its start (epochs are reseeded), so interrupted + resumed
+        equals a straight run bit for bit. Mid-epoch weights are never passed off as an epoch.
+        """
         self.close()
-        raise TrainingInterrupted(f"interrupted in epoch {self.epoch}; state saved in {self.run_dir}")
+        raise self._interrupt.interrupted(self.stop_report(f"in epoch {self.epoch}", saved=self.epoch - 1))
+
+    def stop_requested(self) -> bool:
+        """Whether a stop signal reached this process or, under torchrun, any rank.
+
+        Every rank asks at the same points (after each step and each epoch), so all stop at the
+        same one: one all-reduce of one integer, next to the step's gradient all-reduce.
+        """
+        signum = distributed.max_over_ranks(self._interrupt.signum or 0)
+        if signum and not self._interrupt.requested:
+            self._interrupt.signum = signum  # another rank's signal: this rank stops with it
+        return bool(signum)
+
+    def stop_report(self, where: str, *, saved: int) -> str:
+        """The one line an interrupted run ends with: where its state is."""
+        stop = f"{signal_name(self._interrupt.signum or 2)} {where} of {self.config.train.epochs}"
+        if not self.is_main_process:
+            return f"{stop}: stopped with every rank; rank 0 reports the saved state"
+        last = self.run_dir / CHECKPOINTS / "last.pt" if self.run_dir is not None else None
+        if saved < self.epoch:
+            stop += ": this incomplete epoch is not saved"
+        if last is None:
+            return f"{stop} (no run directory: nothing is saved)"
+        if saved < 1 or not last.is_file():
+            return f"{stop}; no epoch of this run is saved yet, so there is nothing to resume"
+        return f"{stop}; --resume continues from the end of epoch {saved}: {last}"
 
     def close(self) -> None:
         if self._writer is not None:

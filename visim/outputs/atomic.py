@@ -4,16 +4,22 @@ Checkpoints, ``results.json``, ``config.yaml``, saved embeddings and pictures ar
 temporary file in the target's folder, flushed to disk, then renamed over the target. A crash,
 a full disk or Ctrl+C mid-write leaves the previous file as it was and no temporary behind.
 (TensorBoard event files and ``run.log`` are append-only streams, written by their libraries.)
+Only kill -9 (or a power cut) can leave a temporary file behind: :func:`remove_orphans`
+deletes those when the next run starts in that directory.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+# The name atomic_write gives its temporary file: ``.<target name>.<pid>.<8 hex digits>.tmp``.
+TEMPORARY = re.compile(r"\..+\.\d+\.[0-9a-f]{8}\.tmp")
 
 
 @contextmanager
@@ -26,7 +32,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise ValueError(f"mode must be 'wb' or 'w' (got {mode!r})")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")  # see TEMPORARY
     # Mode 0o666 under the umask, as a plain open() would make it (mkstemp's 0o600 would not).
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
@@ -69,3 +75,17 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_write(path, "w") as handle:
         handle.write(text)
     return Path(path)
+
+
+def remove_orphans(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files a killed :func:`atomic_write` left under ``folder``.
+
+    Call it only while no other process writes there (e.g. holding the run directory's lock):
+    any temporary found is then an orphan, possibly as large as a checkpoint.
+    """
+    removed = []
+    for path in Path(folder).rglob(".*.tmp"):
+        if TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

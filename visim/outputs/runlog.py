@@ -105,7 +105,8 @@ def hold_run_log(owner: object, run_dir: str | os.PathLike) -> weakref.finalize:
 @contextmanager
 def recorded_in(run_dir: Path | None) -> Iterator[None]:
     """Record ``visim.*`` records and Python warnings in ``run_dir/run.log`` (the whole command),
-    and the visim error that ends it (``INFO visim.run: error: ...``, the line stderr shows).
+    and the visim error or stop signal that ends it (``INFO visim.run: error: ...``, the line
+    stderr shows).
 
     Warnings still reach stderr as usual.
     """
@@ -125,6 +126,9 @@ def recorded_in(run_dir: Path | None) -> Iterator[None]:
         # A job that failed on its way (a broken component, bad data) keeps its traceback in
         # run.log, for whoever debugs it; the console shows the one line.
         logging.getLogger("visim.run").info("error: %s", exc, exc_info=exc if exc.log_traceback else None)
+        raise
+    except KeyboardInterrupt as exc:  # a stop signal: the line saying where the state is
+        logging.getLogger("visim.run").info("%s", str(exc) or "interrupted")
         raise
     finally:
         logging.captureWarnings(False)

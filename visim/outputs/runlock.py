@@ -15,13 +15,15 @@ import sys
 import time
 from pathlib import Path
 
+from visim.errors import EXIT_USAGE, VisimError
+
 LOCK_NAME = ".lock"
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(VisimError):
     """Another live process holds the run directory (exit code 2)."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
 
 def alive(pid: int) -> bool:
