@@ -165,7 +165,9 @@ def test_a_component_without_params_gets_an_empty_params_class():
     component = Component(name="power", kind="metrics", factory=lambda params: params)
     assert component.params is NoParams and attrs.fields(NoParams) == ()
     assert component.build() == NoParams()
-    with pytest.raises(ConfigError, match="p"):
+    # Made by hand, the component has no structurer: its params class refuses the key itself
+    # (through the plugin loader a config gets a ConfigError with the key's path instead).
+    with pytest.raises(TypeError, match="'p'"):
         component.make_params({"p": 2})
 
 

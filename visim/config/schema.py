@@ -172,6 +172,9 @@ def rerank_chain(instance, attribute, value) -> None:
     check_chain_refs(instance, attribute, value)
 
 
+rerank_chain.requirement = "must be null, a reranker, or a list of them with k_reciprocal last"
+
+
 @attrs.frozen(kw_only=True)
 class TestConfig:
     """How query and gallery are ranked and scored (the original engine's ``params_test``)."""
