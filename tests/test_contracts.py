@@ -11,7 +11,7 @@ import yaml
 
 import visim
 from tests import contract_plugin
-from tests.test_engine import tiny_config, train_run
+from tests.helpers import tiny_config, train_run
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.contract_checks import ContractError

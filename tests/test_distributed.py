@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.config.load import config_from_dict
 from visim.distributed import group as distributed
 from visim.distributed.sharded_extract import shard_indices

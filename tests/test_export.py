@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 import visim.deploy.export
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim import hookimpl
 from visim.cli import main
 from visim.config.load import config_from_dict, dump_config
