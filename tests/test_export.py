@@ -108,6 +108,7 @@ def test_the_onnx_file_passes_the_checker_at_a_current_opset(exported):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_the_demo_model_exports_and_passes_its_check(tmp_path, capsys, fmt):
     config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
