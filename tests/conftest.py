@@ -33,7 +33,7 @@ class TrainedRun:
     folder: Path  # the config's log_dir is folder / "runs"
     config: dict
     config_file: str  # the config as YAML
-    run_dir: Path  # config.yaml, run.log, results.json, checkpoints/{last,best,epoch-001}.pt
+    run_dir: Path  # run.log, results.json, events, checkpoints/{last,best,epoch-001}.pt
     checkpoint: Path  # run_dir / "checkpoints" / "last.pt"
     results: dict  # what the run's test returned
 
