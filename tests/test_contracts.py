@@ -13,7 +13,7 @@ import yaml
 
 import visim
 from tests import contract_plugin
-from tests.helpers import tiny_config, train_run
+from tests.helpers import errors, tiny_config, train_run, write_config
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.contract_checks import ContractError
@@ -116,21 +116,14 @@ def acme(fake_dists):
 
 
 def run_cli(tmp_path, capsys, *overrides: str):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(tmp_path, epochs=1)))
-    code = main(["run", str(path), "--quiet", *[arg for o in overrides for arg in ("--set", o)]])
-    return code, without_plugin_warnings(capsys.readouterr().err)
-
-
-def without_plugin_warnings(err: str) -> str:
-    """stderr less the warnings about other broken plugins installed beside the tests."""
-    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("visim: warning: plugin"))
+    code = main(["run", write_config(tmp_path, epochs=1), "--quiet", *[arg for o in overrides for arg in ("--set", o)]])
+    return code, errors(capsys.readouterr().err)
 
 
 def test_a_model_breaking_the_contract_exits_1_with_one_line_naming_it(acme, tmp_path, capsys):
-    code, err = run_cli(tmp_path, capsys, "model=acme.net")
+    code, lines = run_cli(tmp_path, capsys, "model=acme.net")
     assert code == 1
-    assert err.splitlines() == [
+    assert lines == [
         "visim: error: model 'acme.net' (visim-acme 0.1.0) must return (logits, embeddings) "
         "in training mode, got Tensor[32, 24]"
     ]
@@ -147,9 +140,9 @@ def test_a_model_breaking_the_contract_exits_1_with_one_line_naming_it(acme, tmp
     ],
 )
 def test_a_loss_factory_that_raises_or_returns_the_wrong_type_is_named(acme, tmp_path, capsys, loss, message):
-    code, err = run_cli(tmp_path, capsys, f"train.loss={loss}")
+    code, lines = run_cli(tmp_path, capsys, f"train.loss={loss}")
     assert code == 1
-    (line,) = err.splitlines()
+    (line,) = lines
     assert line.startswith(f"visim: error: {message}")
 
 
@@ -176,7 +169,7 @@ def test_a_dataset_returning_something_else_is_named(register_plugin, clean_plug
     path = tmp_path / "loose.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["data", "check", str(path)]) == 1
-    assert without_plugin_warnings(capsys.readouterr().err).splitlines() == [
+    assert errors(capsys.readouterr().err) == [
         "visim: error: dataset 'loose' (plugin 'loose-plugin') must return a visim.data.ReidData, got dict"
     ]
 
