@@ -1,4 +1,5 @@
-"""Shared fixtures: plugins registered for one test, and fake installed distributions."""
+"""Shared fixtures: plugins registered for one test, fake installed distributions, and one
+trained run that every test only reading a trained run directory shares."""
 
 from __future__ import annotations
 
@@ -6,11 +7,45 @@ import importlib
 import sys
 import textwrap
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import visim.plugins
+from tests.helpers import tiny_config, train_run, write_config
+
+
+def pytest_collection_finish(session):
+    """One torch thread in this process: the tests' tensors are tiny, so a second thread buys
+    nothing and, on a busy machine, threads waiting for each other cost several times the work.
+    Subprocesses keep torch's default (the demo's printed figures depend on it)."""
+    torch = sys.modules.get("torch")  # imported by the collected test modules, if any
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """``tiny_config(folder, epochs=1)`` trained and tested once. Read it, never write into it:
+    copy the checkpoint elsewhere to resume from it."""
+
+    folder: Path  # the config's log_dir is folder / "runs"
+    config: dict
+    config_file: str  # the config as YAML
+    run_dir: Path  # run.log, results.json, events, checkpoints/{last,best,epoch-001}.pt
+    checkpoint: Path  # run_dir / "checkpoints" / "last.pt"
+    results: dict  # what the run's test returned
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> TrainedRun:
+    """One epoch of the tiny config, trained in this process, shared by the whole session."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = tiny_config(folder, epochs=1)
+    run_dir = folder / "run"
+    _, results = train_run(config, run_dir)
+    return TrainedRun(folder, config, write_config(folder, config), run_dir, run_dir / "checkpoints" / "last.pt", results)
 
 PLUGIN_ENV_VARS = ("VISIM_STRICT_PLUGINS", "VISIM_LOAD_PLUGINS", "VISIM_DISABLE_PLUGINS")
 

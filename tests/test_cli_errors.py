@@ -7,7 +7,7 @@ import logging
 import pytest
 import yaml
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.cli import main
 from visim.config.errors import ConfigError
 from visim.distributed.group import DistributedError

@@ -1,4 +1,6 @@
-"""Component contracts: factory context, checks at the boundary, learnable losses."""
+"""Component contracts: factory context, checks at the boundary, learnable losses.
+
+A learnable loss under DDP: tests/test_distributed.py trains one in its two processes."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import yaml
 
 import visim
 from tests import contract_plugin
-from tests.test_engine import tiny_config, train_run
+from tests.helpers import errors, tiny_config, train_run, write_config
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.contract_checks import ContractError
@@ -114,21 +116,14 @@ def acme(fake_dists):
 
 
 def run_cli(tmp_path, capsys, *overrides: str):
-    path = tmp_path / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(tmp_path, epochs=1)))
-    code = main(["run", str(path), "--quiet", *[arg for o in overrides for arg in ("--set", o)]])
-    return code, without_plugin_warnings(capsys.readouterr().err)
-
-
-def without_plugin_warnings(err: str) -> str:
-    """stderr less the warnings about other broken plugins installed beside the tests."""
-    return "".join(line for line in err.splitlines(keepends=True) if not line.startswith("visim: warning: plugin"))
+    code = main(["run", write_config(tmp_path, epochs=1), "--quiet", *[arg for o in overrides for arg in ("--set", o)]])
+    return code, errors(capsys.readouterr().err)
 
 
 def test_a_model_breaking_the_contract_exits_1_with_one_line_naming_it(acme, tmp_path, capsys):
-    code, err = run_cli(tmp_path, capsys, "model=acme.net")
+    code, lines = run_cli(tmp_path, capsys, "model=acme.net")
     assert code == 1
-    assert err.splitlines() == [
+    assert lines == [
         "visim: error: model 'acme.net' (visim-acme 0.1.0) must return (logits, embeddings) "
         "in training mode, got Tensor[32, 24]"
     ]
@@ -145,9 +140,9 @@ def test_a_model_breaking_the_contract_exits_1_with_one_line_naming_it(acme, tmp
     ],
 )
 def test_a_loss_factory_that_raises_or_returns_the_wrong_type_is_named(acme, tmp_path, capsys, loss, message):
-    code, err = run_cli(tmp_path, capsys, f"train.loss={loss}")
+    code, lines = run_cli(tmp_path, capsys, f"train.loss={loss}")
     assert code == 1
-    (line,) = err.splitlines()
+    (line,) = lines
     assert line.startswith(f"visim: error: {message}")
 
 
@@ -174,7 +169,7 @@ def test_a_dataset_returning_something_else_is_named(register_plugin, clean_plug
     path = tmp_path / "loose.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["data", "check", str(path)]) == 1
-    assert without_plugin_warnings(capsys.readouterr().err).splitlines() == [
+    assert errors(capsys.readouterr().err) == [
         "visim: error: dataset 'loose' (plugin 'loose-plugin') must return a visim.data.ReidData, got dict"
     ]
 
@@ -183,44 +178,6 @@ def test_the_contracts_import_no_torch():
     code = "import sys, visim.contracts, visim.contract_checks, visim.data; print(any(m.startswith('torch') for m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
-
-
-def ddp_worker(rank: int, config: dict, port: int, out_dir: str) -> None:
-    """One of two torchrun-like processes training an epoch with a learnable loss."""
-    import os
-
-    from visim.distributed import group as distributed
-    from visim.engine.engine import unwrap
-    from visim.plugins import plugin_registered
-
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    try:
-        assert distributed.setup("cpu")
-        with plugin_registered(contract_plugin, name="contract-plugin"):
-            engine = build_engine(config_from_dict(config), quiet=True)
-            initial = unwrap(engine.loss).terms[0].weight.detach().clone()
-            engine.train_model()
-            trained = unwrap(engine.loss).terms[0].weight.detach().clone()
-        torch.save({"wrapped": type(engine.loss).__name__, "initial": initial, "trained": trained}, f"{out_dir}/rank{rank}.pt")
-    finally:
-        distributed.teardown()
-
-
-def test_under_ddp_the_loss_parameters_are_all_reduced(tmp_path, clean_plugin_env):
-    import torch.multiprocessing as mp
-
-    from tests.test_distributed import TORCHRUN_ENV, free_port
-
-    for name in TORCHRUN_ENV:
-        clean_plugin_env.delenv(name, raising=False)
-    config = tiny_config(tmp_path, loss=LEARNABLE_SUM, epochs=1, scheduler=None)
-    mp.spawn(ddp_worker, args=(config, free_port(), str(tmp_path)), nprocs=2, join=True)
-    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in range(2))
-    assert rank0["wrapped"] == rank1["wrapped"] == "DistributedDataParallel"
-    assert torch.equal(rank0["initial"], rank1["initial"])  # rank 0's, broadcast
-    assert not torch.equal(rank0["trained"], rank0["initial"])
-    assert torch.equal(rank0["trained"], rank1["trained"])  # different batches, one all-reduced gradient
 
 
 def test_the_first_eval_batch_is_checked_then_the_hook_is_gone():

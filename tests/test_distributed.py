@@ -16,15 +16,17 @@ import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
-from tests.test_engine import tiny_config
+from tests import contract_plugin
+from tests.helpers import TORCHRUN_ENV, tiny_config, write_config
 from visim.config.load import config_from_dict
 from visim.distributed import group as distributed
 from visim.distributed.sharded_extract import shard_indices
 from visim.engine.build import build_engine
 from visim.engine.checkpoint import load_checkpoint
 from visim.engine.engine import unwrap
+from visim.plugins import plugin_registered
 
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+LEARNABLE_SUM = {"name": "sum", "terms": [{"loss": "cosine_softmax"}, {"loss": "triplet"}]}
 
 
 @pytest.fixture
@@ -120,20 +122,10 @@ def test_bfloat16_autocast_runs_the_model_in_bfloat16_on_cpu(tmp_path, single_pr
 
 
 # -- a checkpoint from one process, then two processes -----------------------------------------
-def write_config(folder, **train) -> str:
-    path = folder / "tiny.yaml"
-    path.write_text(yaml.safe_dump(tiny_config(folder, **train)))
-    return str(path)
-
-
 @pytest.fixture(scope="module")
-def single_run(tmp_path_factory):
+def single_run(trained_run):
     """One epoch trained in this process: the checkpoint the DDP runs start from."""
-    folder = tmp_path_factory.mktemp("single")
-    engine = build_engine(config_from_dict(tiny_config(folder, epochs=1)), run_dir=folder / "run", quiet=True)
-    engine.run()
-    engine.close()
-    return folder / "run"
+    return trained_run.run_dir
 
 
 def free_port() -> int:
@@ -155,15 +147,20 @@ def ddp_worker(rank: int, config: dict, cli_args: list[str], port: int, out_dir:
 
     try:
         assert distributed.setup("cpu")
-        engine = build_engine(config_from_dict(config), quiet=True)
-        sampler = engine.train_dl.sampler
-        sampler.set_epoch(1)
-        drawn, plan = list(sampler), sampler.epoch_batches()  # this rank's share; every rank's
-        engine.train_model()
-        query = engine.extract(engine.test_dl)
-        results = engine.test()
+        with plugin_registered(contract_plugin, name="contract-plugin"):  # the learnable loss
+            engine = build_engine(config_from_dict(config), quiet=True)
+            sampler = engine.train_dl.sampler
+            sampler.set_epoch(1)
+            drawn, plan = list(sampler), sampler.epoch_batches()  # this rank's share; every rank's
+            initial_loss = unwrap(engine.loss).terms[0].weight.detach().clone()
+            engine.train_model()
+            query = engine.extract(engine.test_dl)
+            results = engine.test()
         outcome = {
             "wrapped": type(engine.model).__name__,
+            "loss_wrapped": type(engine.loss).__name__,
+            "loss_initial": initial_loss,
+            "loss_trained": unwrap(engine.loss).terms[0].weight.detach().clone(),
             "main": engine.is_main_process,
             "drawn": drawn,
             "plan": plan,
@@ -181,10 +178,11 @@ def ddp_worker(rank: int, config: dict, cli_args: list[str], port: int, out_dir:
 
 @pytest.fixture(scope="module")
 def spawned(tmp_path_factory, single_run):
-    """Two processes: DDP training with a triplet-only loss, then ``visim test`` of single_run."""
+    """Two processes: DDP training with a learnable loss, then ``visim test`` of single_run."""
     folder = tmp_path_factory.mktemp("spawned")
-    # Triplet only: the classifier takes no part in the loss, which DDP alone would reject.
-    config = tiny_config(folder, epochs=1, loss="triplet")
+    # The classifier takes no part in this loss, which DDP alone would reject; the loss's own
+    # class weights are trained beside the model's.
+    config = tiny_config(folder, epochs=1, loss=LEARNABLE_SUM, scheduler=None)
     cli_args = ["test", write_config(folder), "--weights", str(single_run / "checkpoints" / "last.pt"), "-q"]
     context = mp.spawn(ddp_worker, args=(config, cli_args, free_port(), str(folder)), nprocs=2, join=False)
     deadline = time.monotonic() + 300
@@ -197,6 +195,7 @@ def spawned(tmp_path_factory, single_run):
     return config, folder, ranks
 
 
+@pytest.mark.slow
 def test_ddp_training_keeps_ranks_equal_on_disjoint_sampler_shares(spawned):
     config, _, (rank0, rank1) = spawned
     assert rank0["wrapped"] == rank1["wrapped"] == "DistributedDataParallel"
@@ -211,7 +210,18 @@ def test_ddp_training_keeps_ranks_equal_on_disjoint_sampler_shares(spawned):
         assert torch.equal(weight, rank1["state"][name]), name
 
 
-def test_gathered_embeddings_and_results_equal_one_process(spawned, single_process):
+@pytest.mark.slow
+def test_under_ddp_the_loss_parameters_are_all_reduced(spawned):
+    _, _, (rank0, rank1) = spawned
+    assert rank0["loss_wrapped"] == rank1["loss_wrapped"] == "DistributedDataParallel"
+    assert torch.equal(rank0["loss_initial"], rank1["loss_initial"])  # rank 0's, broadcast
+    assert not torch.equal(rank0["loss_trained"], rank0["loss_initial"])
+    assert torch.equal(rank0["loss_trained"], rank1["loss_trained"])  # different batches, one all-reduced gradient
+
+
+@pytest.mark.slow
+def test_gathered_embeddings_and_results_equal_one_process(spawned, single_process, register_plugin):
+    register_plugin(contract_plugin, name="contract-plugin")
     config, _, ranks = spawned
     single = build_engine(config_from_dict(config), train=False, quiet=True)
     single.model.load_state_dict(ranks[0]["state"])
@@ -224,6 +234,7 @@ def test_gathered_embeddings_and_results_equal_one_process(spawned, single_proce
         assert (gathered["results"]["mAP"], gathered["results"]["cmc"]) == (results["mAP"], results["cmc"])
 
 
+@pytest.mark.slow
 def test_visim_test_under_ddp_writes_one_run_directory(spawned, single_run):
     _, folder, ranks = spawned
     assert [r["cli"] for r in ranks] == [0, 0]
@@ -251,6 +262,7 @@ def torchrun_resumed(tmp_path_factory, single_run):
     return folder
 
 
+@pytest.mark.slow
 def test_torchrun_resumes_a_single_process_checkpoint_writing_from_rank_0(torchrun_resumed):
     run_dir = torchrun_resumed / "run"
     log = (run_dir / "run.log").read_text()
@@ -263,6 +275,7 @@ def test_torchrun_resumes_a_single_process_checkpoint_writing_from_rank_0(torchr
     assert state["model"] and not any(key.startswith("module.") for key in state["model"])
 
 
+@pytest.mark.slow
 def test_ddp_checkpoint_evaluates_and_resumes_in_one_process(torchrun_resumed, single_process):
     run_dir = torchrun_resumed / "run"
     last = run_dir / "checkpoints" / "last.pt"

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from tests.helpers import tiny_config, train_run
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
 from visim.engine.checkpoint import CheckpointError, atomic_save, load_checkpoint
@@ -14,46 +15,11 @@ from visim.engine.engine import topk_correct
 from visim.engine.interrupt import GracefulInterrupt
 
 
-def tiny_config(tmp_path, **train_overrides) -> dict:
-    train = {
-        "epochs": 2,
-        "loss": {"name": "sum", "terms": [{"loss": "cross_entropy"}, {"loss": "triplet"}]},
-        "optimizer": {"name": "sgd", "lr": 0.05},
-        "scheduler": {"name": "step", "step_size": 1, "gamma": 0.5},
-        "save_interval": 1,
-    }
-    train.update(train_overrides)
-    return {
-        "name": "tiny",
-        "seed": 3,
-        "device": "cpu",
-        "log_dir": str(tmp_path / "runs"),
-        "data": {
-            "dataset": {"name": "digits", "max_per_digit": 80},
-            "batch_size": 32,
-            "image_size": [16, 16],
-            "sampler": {"name": "identity", "num_instances": 8},
-        },
-        "model": {"name": "convnet", "width": 4, "embedding_dim": 16},
-        "train": train,
-        "test": {"metric": "euclidean", "topk_cmc": [1, 5]},
-    }
-
-
-def train_run(config: dict, run_dir, resume=None):
-    engine = build_engine(config_from_dict(config), run_dir=run_dir, resume=resume, quiet=True)
-    results = engine.run()
-    engine.close()
-    return engine, results
-
-
-def test_two_epochs_equal_one_then_resume_then_one(tmp_path):
+def test_two_epochs_equal_one_then_resume_then_one(tmp_path, trained_run):
     straight, straight_results = train_run(tiny_config(tmp_path), tmp_path / "a")
 
-    train_run(tiny_config(tmp_path, epochs=1), tmp_path / "b")
-    resumed, resumed_results = train_run(
-        tiny_config(tmp_path), tmp_path / "b", resume=tmp_path / "b" / "checkpoints" / "last.pt"
-    )
+    # trained_run is tiny_config(epochs=1): the first epoch, trained in a run of its own.
+    resumed, resumed_results = train_run(tiny_config(tmp_path), tmp_path / "b", resume=trained_run.checkpoint)
 
     assert resumed.epoch == straight.epoch == 2
     assert resumed.global_step == straight.global_step
@@ -64,8 +30,10 @@ def test_two_epochs_equal_one_then_resume_then_one(tmp_path):
     assert resumed.optimizer.param_groups[0]["lr"] == straight.optimizer.param_groups[0]["lr"] == 0.0125
 
 
+@pytest.mark.slow
 def test_training_learns_and_writes_the_run_directory(tmp_path):
     config = tiny_config(tmp_path, epochs=3, optimizer={"name": "adam", "lr": 0.01}, scheduler=None)
+    config["data"]["dataset"]["max_per_digit"] = 80  # enough batches to learn from
     engine, results = train_run(config, tmp_path / "run")
 
     first, last = engine.history[0], engine.history[-1]
@@ -82,15 +50,9 @@ def test_training_learns_and_writes_the_run_directory(tmp_path):
     assert not any(k.startswith("module.") for k in state["model"])
 
 
-def test_test_only_loads_weights(tmp_path):
-    engine, results = train_run(tiny_config(tmp_path, epochs=1), tmp_path / "run")
-    evaluator = build_engine(
-        config_from_dict(tiny_config(tmp_path)),
-        train=False,
-        weights=tmp_path / "run" / "checkpoints" / "last.pt",
-        quiet=True,
-    )
-    assert evaluator.test()["mAP"] == pytest.approx(results["mAP"])
+def test_test_only_loads_weights(tmp_path, trained_run):
+    evaluator = build_engine(config_from_dict(tiny_config(tmp_path)), train=False, weights=trained_run.checkpoint, quiet=True)
+    assert evaluator.test()["mAP"] == pytest.approx(trained_run.results["mAP"])
     assert evaluator.predict().shape == (len(evaluator.test_dl.dataset), 16)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
 from visim.outputs.report import format_results

@@ -15,7 +15,7 @@ import yaml
 from PIL import Image
 
 import visim.deploy.export
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim import hookimpl
 from visim.cli import main
 from visim.config.load import config_from_dict, dump_config
@@ -108,6 +108,7 @@ def test_the_onnx_file_passes_the_checker_at_a_current_opset(exported):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_the_demo_model_exports_and_passes_its_check(tmp_path, capsys, fmt):
     config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine

@@ -11,7 +11,8 @@ import yaml
 from torch import nn
 
 import visim
-from tests import contract_plugin, test_engine
+from tests import contract_plugin
+from tests.helpers import errors, only_run_dir, tiny_config, train_run, write_config
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
@@ -19,36 +20,9 @@ from visim.engine.checkpoint import load_checkpoint
 from visim.engine.resume import ResumeConflict
 
 
-def tiny_config(tmp_path, **train) -> dict:
-    """test_engine's tiny config with fewer images: 3 training batches an epoch."""
-    config = test_engine.tiny_config(tmp_path, **train)
-    config["data"]["dataset"]["max_per_digit"] = 24
-    return config
-
-
-def train_run(config: dict, run_dir):
-    return test_engine.train_run(config, run_dir)
-
-
-def write(tmp_path, config: dict, name: str = "tiny.yaml") -> str:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
-
-
-def only_run_dir(tmp_path):
-    (run_dir,) = (tmp_path / "runs" / "tiny").iterdir()
-    return run_dir
-
-
-def errors(err: str) -> list[str]:
-    """stderr's lines less the warnings about other plugins installed beside the tests."""
-    return [line for line in err.splitlines() if not line.startswith("visim: warning: plugin")]
-
-
 def first_epoch(tmp_path, **train) -> str:
     """Train one epoch through the CLI; the config's path (resume it with ``--resume auto``)."""
-    path = write(tmp_path, tiny_config(tmp_path, epochs=1, **train))
+    path = write_config(tmp_path, tiny_config(tmp_path, epochs=1, **train))
     assert main(["train", path, "--quiet"]) == 0
     return path
 
@@ -114,14 +88,13 @@ def test_another_optimizer_type_is_one_line_exit_2_and_the_run_directory_is_unto
         ("train.optimizer.momentum=0.5", "train.optimizer.momentum"),
     ],
 )
-def test_settings_the_checkpoint_fixes_are_refused_one_line_each(tmp_path, override, setting):
-    train_run(tiny_config(tmp_path, epochs=1), tmp_path / "a")
-    data = tiny_config(tmp_path)
+def test_settings_the_checkpoint_fixes_are_refused_one_line_each(tmp_path, trained_run, override, setting):
+    data = tiny_config(tmp_path)  # trained_run's config, but for its epochs
     from visim.config.load import apply_overrides
 
     config = config_from_dict(apply_overrides(data, [override]))
     with pytest.raises(ResumeConflict) as caught:
-        build_engine(config, resume=tmp_path / "a" / "checkpoints" / "last.pt", quiet=True)
+        build_engine(config, resume=trained_run.checkpoint, quiet=True)
     (line,) = caught.value.report().splitlines()
     assert f"with {setting} changed (" in line and "start a new run" in line
 
@@ -173,7 +146,7 @@ def failing(register_plugin, clean_plugin_env, monkeypatch):
 
 
 def test_a_metric_raising_in_an_evaluation_is_named_logged_and_the_epoch_is_kept(failing, tmp_path, capsys, monkeypatch):
-    path = write(tmp_path, tiny_config(tmp_path, epochs=1, save_interval=5))
+    path = write_config(tmp_path, tiny_config(tmp_path, epochs=1, save_interval=5))
     monkeypatch.setattr(FlakyMetric, "fail_from", 1)
     assert main(["train", path, "--quiet", "--set", "test.metric=flaky"]) == 1
     assert errors(capsys.readouterr().err) == [
@@ -194,7 +167,7 @@ def test_a_metric_raising_in_an_evaluation_is_named_logged_and_the_epoch_is_kept
 
 
 def test_a_factory_whose_lazy_import_fails_is_one_line_naming_it(failing, tmp_path, capsys):
-    path = write(tmp_path, tiny_config(tmp_path, epochs=1))
+    path = write_config(tmp_path, tiny_config(tmp_path, epochs=1))
     assert main(["train", path, "--quiet", "--set", "test.metric=lazy"]) == 1
     assert errors(capsys.readouterr().err) == [
         "visim: error: metric 'lazy' (plugin 'failing-plugin') failed to build: "
@@ -206,7 +179,7 @@ def test_a_factory_whose_lazy_import_fails_is_one_line_naming_it(failing, tmp_pa
 # -- a diverging loss --------------------------------------------------------------------------------
 def test_a_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(failing, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(NanAfter, "finite_calls", 4)  # 3 batches an epoch: the 5th is in epoch 2
-    path = write(tmp_path, tiny_config(tmp_path, epochs=3, loss="nan_after", scheduler=None))
+    path = write_config(tmp_path, tiny_config(tmp_path, epochs=3, loss="nan_after", scheduler=None))
     assert main(["train", path, "--quiet"]) == 1
     (line,) = errors(capsys.readouterr().err)
     run_dir = only_run_dir(tmp_path)
@@ -219,7 +192,7 @@ def test_a_non_finite_loss_stops_with_one_line_and_keeps_the_last_good_checkpoin
 
 
 def test_a_diverging_learning_rate_is_the_same_one_line(tmp_path, capsys):
-    path = write(tmp_path, tiny_config(tmp_path, epochs=1, optimizer={"name": "sgd", "lr": 1e30}))
+    path = write_config(tmp_path, tiny_config(tmp_path, epochs=1, optimizer={"name": "sgd", "lr": 1e30}))
     assert main(["train", path, "--quiet"]) == 1
     (line,) = errors(capsys.readouterr().err)
     assert line.startswith("visim: error: loss is ") and "at epoch 1, step " in line
@@ -240,7 +213,7 @@ BAD_FOR_THE_DATA = [
 def test_validate_refuses_what_run_refuses_before_training(tmp_path, capsys, override, problem):
     overrides = [override] + (["data.batch_size=200"] if override == "data.sampler=random" else [])
     args = [arg for o in overrides for arg in ("--set", o)]
-    path = write(tmp_path, tiny_config(tmp_path))
+    path = write_config(tmp_path, tiny_config(tmp_path))
     assert main(["validate", path, *args]) == 2
     lines = errors(capsys.readouterr().err)
     assert lines[0] == f"{path}: 1 problem" and problem in lines[1] and len(lines) == 2
@@ -251,7 +224,7 @@ def test_validate_refuses_what_run_refuses_before_training(tmp_path, capsys, ove
 
 
 def test_validate_reports_missing_data_at_the_dataset_and_config_only_skips_it(tmp_path, capsys):
-    path = write(tmp_path, tiny_config(tmp_path))
+    path = write_config(tmp_path, tiny_config(tmp_path))
     absent = ["--set", f"data.dataset={{name: market1501, root: {tmp_path / 'nowhere'}}}"]
     assert main(["validate", path, *absent]) == 2
     assert errors(capsys.readouterr().err)[1] == f"  Market-1501 root '{tmp_path / 'nowhere'}' does not exist @ $.data.dataset"
@@ -277,7 +250,7 @@ def test_validate_reports_missing_data_at_the_dataset_and_config_only_skips_it(t
     ],
 )
 def test_resource_absurd_values_are_config_errors(tmp_path, capsys, override, problem):
-    path = write(tmp_path, tiny_config(tmp_path))
+    path = write_config(tmp_path, tiny_config(tmp_path))
     assert main(["validate", path, "--config-only", "--set", override]) == 2
     assert errors(capsys.readouterr().err)[1:] == [f"  {problem}"]
 

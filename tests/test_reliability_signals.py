@@ -25,7 +25,7 @@ import pytest
 import torch
 import yaml
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
 from visim.engine.checkpoint import load_checkpoint

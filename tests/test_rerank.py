@@ -258,7 +258,7 @@ def test_config_rerank_single_or_list_with_paths():
 
 
 def test_engine_test_reports_reranked_and_plain_results(tmp_path):
-    from tests.test_engine import tiny_config
+    from tests.helpers import tiny_config
     from visim.config.load import config_from_dict
     from visim.engine.build import build_engine
 

@@ -21,6 +21,7 @@ def run(*argv, env=None, timeout=600):
     return subprocess.run([sys.executable, *argv], env=env, capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_every_kind_installs_lists_and_passes_its_own_tests(tmp_path, capsys, clean_plugin_env):
     targets = []
     for kind in KINDS:
@@ -43,7 +44,8 @@ def test_every_kind_installs_lists_and_passes_its_own_tests(tmp_path, capsys, cl
     found = {(c["kind"], c["name"]): c for c in json.loads(listed.stdout)}
     for kind, plural in zip(KINDS, ("metrics", "models", "losses", "datasets")):
         assert found[(plural, f"acme_{kind}")]["distribution"] == f"visim-acme-{kind}"
-    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, targets), env=env)
+    # The four packages' suites in one pytest process; tiny tensors: one torch thread is fastest.
+    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, targets), env={**env, "OMP_NUM_THREADS": "1"})
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert "12 passed" in tested.stdout
 

@@ -12,7 +12,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from tests.test_engine import tiny_config
+from tests.helpers import tiny_config
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
 from visim.outputs import ranked

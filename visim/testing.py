@@ -202,7 +202,8 @@ def tiny_config(log_dir: str) -> dict:
         "device": "cpu",
         "log_dir": log_dir,
         "data": {
-            "dataset": {"name": "digits", "max_per_digit": 40},
+            # 16 images per digit: 2 training batches of 4 digits x 8, 20 queries, 60 gallery.
+            "dataset": {"name": "digits", "max_per_digit": 16},
             "batch_size": 32,
             "image_size": [16, 16],
             "sampler": {"name": "identity", "num_instances": 8},
