@@ -122,21 +122,22 @@ def test_a_stop_mid_epoch_saves_nothing(tmp_path):
     from visim.engine.interrupt import TrainingInterrupted
 
     engine = build_engine(config_from_dict(tiny_config(tmp_path)), run_dir=tmp_path / "run", quiet=True)
-    step = engine.backward_step
+    step, per_epoch = engine.backward_step, len(engine.train_dl)
+    assert per_epoch >= 3
 
     def step_then_sigterm(loss):
         step(loss)
-        if engine.global_step == 14:  # the 3rd step of epoch 2 (12 an epoch; counted after this call)
+        if engine.global_step == per_epoch + 1:  # the 2nd step of epoch 2 (counted after this call)
             engine._interrupt.signum = 15  # as the SIGTERM handler does
 
     engine.backward_step = step_then_sigterm
     checkpoints = tmp_path / "run" / "checkpoints"
     with pytest.raises(TrainingInterrupted, match="SIGTERM in epoch 2 of 2: this incomplete epoch is not saved") as stop:
         engine.train_model()
-    assert stop.value.exit_code == 143 and engine.global_step == 15
+    assert stop.value.exit_code == 143 and engine.global_step == per_epoch + 2
     assert {p.name for p in checkpoints.iterdir()} == {"last.pt", "best.pt", "epoch-001.pt"}
     saved = load_checkpoint(checkpoints / "last.pt")
-    assert (saved["epoch"], saved["global_step"]) == (1, 12)  # epoch 1's, not mid-epoch weights
+    assert (saved["epoch"], saved["global_step"]) == (1, per_epoch)  # epoch 1's, not mid-epoch weights
 
 
 def test_best_is_written_before_last(tmp_path, monkeypatch):

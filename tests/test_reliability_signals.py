@@ -32,12 +32,14 @@ from visim.engine.checkpoint import load_checkpoint
 
 SIGNALLED = str(Path(__file__).with_name("visim_signalled.py"))
 STEPS_PER_EPOCH = 6
-# The faiss plugin of another branch may warn on load: stderr must hold our lines only.
-ENV = {**os.environ, "VISIM_DISABLE_PLUGINS": "visim-faiss"}
+# One torch thread, as in this test process (tests/conftest.py): a subprocess's floats then
+# equal an in-process run's, bit for bit.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def experiment(folder: Path) -> dict:
-    config = tiny_config(folder, epochs=2, scheduler=None)
+    # lr 0.01: epoch 2 beats epoch 1, so best.pt is rewritten in epoch 2 (the kill tests need it)
+    config = tiny_config(folder, epochs=2, scheduler=None, optimizer={"name": "sgd", "lr": 0.01})
     config["data"]["dataset"]["max_per_digit"] = 40
     return config
 
@@ -234,7 +236,6 @@ def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, 
 
 def test_under_torchrun_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
     env = {k: v for k, v in ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
-    env["OMP_NUM_THREADS"] = "1"
     steps_per_rank = STEPS_PER_EPOCH // 2  # the two ranks share each epoch's batches
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SIGNALLED]
     command += [f"step={steps_per_rank + 1}", "SIGTERM@1", "train", write_config(tmp_path), "-q"]
