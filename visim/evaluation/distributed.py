@@ -30,7 +30,7 @@ import torch
 from visim.evaluation import blocks
 from visim.evaluation.labels import Labels
 from visim.evaluation.options import EvalOptions
-from visim.evaluation.positions import SortedPositives, at_most
+from visim.evaluation.positions import SortedPositives, at_most, query_positives
 from visim.evaluation.ranking import ranking_keys
 from visim.evaluation.result import PerQuery, RankingResult, no_positive_error
 from visim.evaluation.scores import query_scores
@@ -134,9 +134,7 @@ def merged_positive_ranks(keys, queries, labels: Labels, offset: int, comm: Comm
     """``(ranks, num_positives)`` as :func:`~visim.evaluation.positions.positive_ranks` gives
     them for the whole gallery, from ``keys`` ``[c, S]`` of the shard starting at ``offset``."""
     c, size = keys.shape
-    members, in_group = labels.groups.members(labels.q_pids[queries])
-    positive = in_group & labels.relevance(queries.unsqueeze(1), members)[0]
-    num_positives = positive.sum(1)
+    members, positive, num_positives = query_positives(labels, queries)
     width = members.shape[1]
     if width == 0 or not bool(num_positives.any()):
         return torch.zeros((c, 0), dtype=torch.int64, device=keys.device), num_positives

@@ -29,14 +29,21 @@ from visim.evaluation.labels import Labels
 from visim.evaluation.options import BYTES_PER_CANDIDATE, BYTES_PER_SORTED_PAIR
 
 
+def query_positives(labels: Labels, queries: torch.Tensor):
+    """``(members, positive, num_positives)`` of a chunk of queries: the gallery indices of each
+    query's identity ``[c, W]`` (padded), which of them are valid positives under the protocol,
+    and how many each query has."""
+    members, in_group = labels.groups.members(labels.q_pids[queries])
+    positive = in_group & labels.relevance(queries.unsqueeze(1), members)[0]
+    return members, positive, positive.sum(1)
+
+
 def positive_ranks(keys: torch.Tensor, queries: torch.Tensor, labels: Labels, scratch_bytes: int):
     """``(ranks, num_positives)`` for a chunk: ``keys`` ``[c, G]`` (lower is closer, no NaN),
     ``queries`` the chunk's global query indices. ``ranks[i, m-1]`` is the 1-based rank of the
     m-th positive of query i among its valid gallery items, 0 past its positives."""
     c, num_gallery = keys.shape
-    members, in_group = labels.groups.members(labels.q_pids[queries])
-    positive = in_group & labels.relevance(queries.unsqueeze(1), members)[0]
-    num_positives = positive.sum(1)
+    members, positive, num_positives = query_positives(labels, queries)
     width = members.shape[1]
     if width == 0 or not bool(num_positives.any()):
         return torch.zeros((c, 0), dtype=torch.int64, device=keys.device), num_positives
