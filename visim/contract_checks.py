@@ -11,6 +11,7 @@ torch is imported only inside the functions (``visim.testing`` and the engine us
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from typing import Any
 
@@ -89,10 +90,8 @@ def build(ref: Any, **context: Any) -> Any:
     problem = BUILT_CHECKS[component.kind](built)
     if problem:
         raise ContractError(describe(component), problem)
-    try:
+    with contextlib.suppress(TypeError):  # not weak-referenceable or hashable: goes undescribed
         _provenance[built] = component
-    except TypeError:  # not weak-referenceable or not hashable: it goes undescribed
-        pass
     return built
 
 
