@@ -33,7 +33,7 @@ class TrainedRun:
     folder: Path  # the config's log_dir is folder / "runs"
     config: dict
     config_file: str  # the config as YAML
-    run_dir: Path  # run.log, results.json, events, checkpoints/{last,best,epoch-001}.pt
+    run_dir: Path  # config.yaml, run.log, results.json, events, checkpoints/{last,best,epoch-001}.pt
     checkpoint: Path  # run_dir / "checkpoints" / "last.pt"
     results: dict  # what the run's test returned
 
@@ -45,6 +45,9 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     config = tiny_config(folder, epochs=1)
     run_dir = folder / "run"
     _, results = train_run(config, run_dir)
+    from visim.config.load import config_from_dict, dump_config
+
+    (run_dir / "config.yaml").write_text(dump_config(config_from_dict(config)))  # as `visim run` writes it
     return TrainedRun(folder, config, write_config(folder, config), run_dir, run_dir / "checkpoints" / "last.pt", results)
 
 PLUGIN_ENV_VARS = ("VISIM_STRICT_PLUGINS", "VISIM_LOAD_PLUGINS", "VISIM_DISABLE_PLUGINS")

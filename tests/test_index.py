@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import pytest
 import torch
 
 from visim.cli import main
+from visim.config.load import config_from_dict
+from visim.engine.build import build_engine
 from visim.engine.extract import Embeddings
 from visim.index.exact import ExactIndex, UnsupportedMetricError
+from visim.index.store import open_index_dir
 from visim.outputs.embeddings import save_embeddings
 from visim.plugins import get_registry
 
@@ -128,6 +132,63 @@ def test_bad_inputs_are_one_line_exit_2(tmp_path, embeddings_file, capsys):
     shard.write_bytes(shard.read_bytes()[:-100])  # truncated
     assert main(["search", str(out), "--query", str(embeddings_file)]) == 2
     assert "corrupt or truncated shard" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def run_index(trained_run, tmp_path_factory):
+    """``visim index build RUN_DIR`` of the session's trained run, and that run's model."""
+    out = tmp_path_factory.mktemp("run_index") / "index"
+    with pytest.MonkeyPatch.context() as patch:
+        printed = io.StringIO()
+        patch.setattr(sys, "stdout", printed)
+        assert main(["index", "build", str(trained_run.run_dir), "--out", str(out)]) == 0
+    assert printed.getvalue() == f"{out}: 95 x 16 float32 gallery, index exact (exact), metric euclidean\n"
+    best = trained_run.run_dir / "checkpoints" / "best.pt"
+    engine = build_engine(config_from_dict(trained_run.config), train=False, weights=best, quiet=True)
+    return out, engine, best
+
+
+def test_a_run_directory_is_indexed_with_the_gallery_its_best_checkpoint_embeds(run_index):
+    out, engine, _ = run_index
+    gallery = engine.extract(engine.val_dl)
+    stored = open_index_dir(out)
+    assert np.array_equal(np.asarray(stored.gallery), gallery.embeddings.numpy())
+    assert np.array_equal(stored.pids, gallery.pids.numpy()) and np.array_equal(stored.camids, gallery.camids.numpy())
+    assert stored.paths == list(gallery.paths) and stored.meta["metric"] == {"name": "euclidean"}  # the config's
+
+
+def test_image_files_are_embedded_and_find_the_gallery_item_they_show(run_index, trained_run, tmp_path, capsys):
+    out, engine, best = run_index
+    data, gallery = engine.val_dl.dataset.data, engine.val_dl.dataset.records
+    picks = [0, 7, 30]  # written losslessly: the same pixels as these gallery items
+    folder = tmp_path / "queries"
+    (folder / "sub").mkdir(parents=True)  # image folders are searched recursively
+    for i in picks:
+        data.load_image(gallery[i]).save(folder / ("sub" if i == 30 else "") / f"g{i:03d}.png")
+    (folder / "notes.txt").write_text("not an image")
+    capsys.readouterr()
+    argv = ["search", str(out), "--query", str(folder), "--config", trained_run.config_file, "--weights", str(best), "--top", "3"]
+    assert main(argv) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    expected = [folder / "g000.png", folder / "g007.png", folder / "sub" / "g030.png"]
+    assert [r["path"] for r in records] == [str(p.resolve()) for p in expected]
+    for record, i in zip(records, picks):
+        best_hit = record["hits"][0]
+        assert (best_hit["gallery"], best_hit["path"], best_hit["pid"]) == (i, gallery[i].path, gallery[i].pid)
+        assert best_hit["score"] < 1e-4 < record["hits"][1]["score"]
+
+
+def test_an_image_folder_without_a_config_or_without_images_is_one_line_exit_2(run_index, trained_run, tmp_path, capsys):
+    out, _, _ = run_index
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "is a folder of images: --config (and --weights) are needed": ["--query", str(tmp_path)],
+        "no images (.jpg": ["--query", str(tmp_path / "empty"), "--config", trained_run.config_file],
+    }
+    for expected, argv in cases.items():
+        assert main(["search", str(out), *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
 
 
 def test_listing_indexes_imports_no_torch():

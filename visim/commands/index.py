@@ -43,8 +43,16 @@ def handle_build(args) -> int:
                           index_ref=parse_metric(args.index), dtype=args.dtype)
     kind = "approximate" if written["approximate"] else "exact"
     print(f"{args.out}: {written['count']} x {written['dim']} {written['dtype']} gallery, "
-          f"index {written['index']} ({kind}), metric {written['metric']}")
+          f"index {label(written['index'])} ({kind}), metric {label(written['metric'])}")
     return 0
+
+
+def label(ref) -> str:
+    """A component reference as a user writes it: ``euclidean``, ``minkowski(p=3)``."""
+    if not isinstance(ref, dict):
+        return str(ref)
+    params = ", ".join(f"{key}={value}" for key, value in ref.items() if key != "name")
+    return f"{ref['name']}({params})" if params else str(ref["name"])
 
 
 def handle_eval(args) -> int:

@@ -34,17 +34,18 @@ def embed_folder(folder: Path, config: str | None, weights: str | None):
     images = sorted(str(p.resolve()) for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not images:
         raise QueryError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    import copy
-
     from torch.utils.data import DataLoader
 
     from visim.config.load import load_config
-    from visim.data.records import Record
+    from visim.data.image_dataset import ImageDataset
+    from visim.data.records import ReidData, Record
     from visim.engine.build import build_engine
 
     engine = build_engine(load_config(config, []), train=False, weights=weights, quiet=True)
     template = engine.test_dl
-    dataset = copy.copy(template.dataset)
-    dataset.records = tuple(Record(path, -1, -1) for path in images)
+    # The files themselves, read as any image file is (not through the config's dataset, which
+    # may hold its images in memory), with the config's test transform.
+    files = ReidData((), [Record(path, -1, -1) for path in images], (), name=str(folder))
+    dataset = ImageDataset(files, "query", transform=template.dataset.transform, image_key=template.dataset.image_key)
     loader = DataLoader(dataset, batch_size=template.batch_size, shuffle=False, collate_fn=template.collate_fn)
     return engine.extract(loader).embeddings.numpy(), images
