@@ -1,6 +1,7 @@
 """Gallery search and distributed evaluation at scale, on synthetic clustered embeddings.
 
     python benchmarks/search_bench.py --workdir /tmp/visim-bench [--gallery 10000000] [--hnsw-subset 500000]
+        [--nlist 4096] [--nprobe 32,64,96,128,192,256] [--storage fp16]
 
 1. A clustered gallery (``--gallery`` x 128, float16) is written as a visim index directory
    (sharded ``.npy`` files, memory-mapped when searched).
@@ -20,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -28,11 +28,14 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).parent))
+from eval_bench import peak_rss_mib  # noqa: E402
+
 DIM, CLUSTERS, QUERIES = 128, 20_000, 1_000
 # Like embeddings of a trained model: identities are clusters whose spread (pose, light,
 # background) has a few directions (LATENT of them, scale SPREAD), plus a little isotropic noise.
 LATENT, SPREAD, NOISE = 16, 0.5, 0.05
-SWEEP = {"nprobe": (8, 16, 32, 64, 128), "ef_search": (32, 64, 128, 256)}
+EF_SEARCH = (32, 64, 128, 256)
 
 
 class SyntheticGallery:
@@ -75,7 +78,7 @@ def queries(gallery: SyntheticGallery) -> np.ndarray:
 
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+    return peak_rss_mib() / 1024
 
 
 def make_gallery(workdir: Path, size: int) -> dict:
@@ -127,7 +130,7 @@ def phase_exact(workdir: Path, rows: int | None) -> dict:
             "queries_per_s": round(QUERIES / seconds, 1), "peak_rss_gib": round(peak_rss_gib(), 2)}
 
 
-def phase_faiss(workdir: Path, kind: str, rows: int | None, params: dict) -> dict:
+def phase_faiss(workdir: Path, kind: str, rows: int | None, params: dict, sweep_values) -> dict:
     from visim_faiss import HNSWParams, IVFParams
     from visim_faiss.index import FaissIndex
 
@@ -142,7 +145,7 @@ def phase_faiss(workdir: Path, kind: str, rows: int | None, params: dict) -> dic
     truth = np.load(workdir / f"exact-{len(gallery)}.npy")
     sweep = []
     knob = "nprobe" if kind == "ivf" else "ef_search"
-    for value in SWEEP[knob]:
+    for value in sweep_values:
         if kind == "ivf":
             index.index.nprobe = value
         else:
@@ -202,8 +205,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/visim-bench"))
     parser.add_argument("--gallery", type=int, default=10_000_000)
     parser.add_argument("--hnsw-subset", type=int, default=500_000)
-    parser.add_argument("--nlist", type=int, default=1024)
-    parser.add_argument("--nprobe", type=int, default=16)
+    parser.add_argument("--nlist", type=int, default=4096)
+    parser.add_argument("--nprobe", default="32,64,96,128,192,256", help="IVF nprobe values to sweep")
+    parser.add_argument("--storage", default="fp16", choices=("flat", "fp16", "sq8"), help="IVF vector storage")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -212,11 +216,13 @@ def main() -> None:
         print(json.dumps(phase_exact(args.workdir, args.rows)))
         return
     if args.phase in ("ivf", "hnsw"):
-        params = ({"nlist": args.nlist, "nprobe": args.nprobe, "storage": "fp16", "train_size": 64}
+        nprobes = [int(n) for n in args.nprobe.split(",")]
+        params = ({"nlist": args.nlist, "nprobe": nprobes[0], "storage": args.storage, "train_size": 64}
                   if args.phase == "ivf" else {"M": 16, "ef_search": 64, "ef_construction": 40})
-        print(json.dumps(phase_faiss(args.workdir, args.phase, args.rows, params)))
+        print(json.dumps(phase_faiss(args.workdir, args.phase, args.rows, params,
+                                     nprobes if args.phase == "ivf" else EF_SEARCH)))
         return
-    common = ["--workdir", str(args.workdir), "--nlist", str(args.nlist), "--nprobe", str(args.nprobe)]
+    common = ["--workdir", str(args.workdir), "--nlist", str(args.nlist), "--nprobe", args.nprobe, "--storage", args.storage]
     report = [make_gallery(args.workdir, args.gallery)]
     print(json.dumps(report[-1]), flush=True)
     plan = [["--phase", "exact"], ["--phase", "ivf"],
