@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+import traceback
 from pathlib import Path
 
 import yaml
@@ -66,3 +73,103 @@ def only_run_dir(tmp_path) -> Path:
 def errors(err: str) -> list[str]:
     """stderr's lines less the warnings about other plugins installed beside the tests."""
     return [line for line in err.splitlines() if not line.startswith("visim: warning: plugin")]
+
+
+class Forked:
+    """``target(*args)`` in a child forked from this test process: a separate ``visim``
+    process (its own pid, signals, exit status, files), without a second start-up of torch,
+    which costs seconds here.
+
+    The child's stdout and stderr go to files of its own. Its exit status is what ``target``
+    returns or raises as SystemExit, 1 after another exception (printed to its stderr), -N
+    when signal N kills it. Forking is safe here: the test process runs torch with one thread
+    (conftest.py), so no torch worker thread holds a lock the child would inherit.
+    """
+
+    def __init__(self, target, *args, env: dict[str, str] | None = None) -> None:
+        self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        self.returncode: int | None = None
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child never returns into pytest
+            code = 1
+            try:
+                code = self._child(target, args, env or {})
+            finally:
+                os._exit(code)
+
+    def _child(self, target, args, env) -> int:
+        os.dup2(self._out.fileno(), 1)
+        os.dup2(self._err.fileno(), 2)
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - flushed and dropped with the process
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        os.environ.update(env)
+        try:
+            code = target(*args)
+        except SystemExit as stop:
+            code = stop.code
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return code if isinstance(code, int) else 0 if code is None else 1
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float = 300) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > deadline:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                raise TimeoutError(f"forked child {self.pid} still running after {timeout} s")
+            time.sleep(0.01)
+        return self.returncode
+
+    @property
+    def stdout(self) -> str:
+        return self._read(self._out)
+
+    @property
+    def stderr(self) -> str:
+        return self._read(self._err)
+
+    @staticmethod
+    def _read(file) -> str:
+        file.seek(0)
+        return file.read().decode()
+
+
+def run_forked(target, *args, env: dict[str, str] | None = None, timeout: float = 300) -> Forked:
+    """:class:`Forked` ``target(*args)``, waited for: ``.returncode``, ``.stdout``, ``.stderr``."""
+    child = Forked(target, *args, env=env)
+    child.wait(timeout)
+    return child
+
+
+def forked_ranks(world_size: int, target, *args, timeout: float = 300) -> list[Forked]:
+    """``target(*args)`` in ``world_size`` forked processes with the environment torchrun
+    gives its workers (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT), waited for."""
+    port = free_port()
+    ranks = [
+        Forked(target, *args, env={"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(world_size),
+                                    "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1",
+                                    "MASTER_PORT": str(port)})
+        for r in range(world_size)
+    ]
+    for rank in ranks:
+        rank.wait(timeout)
+    return ranks
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

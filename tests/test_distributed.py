@@ -1,13 +1,11 @@
-"""DDP on the CPU: 2 processes over gloo, launched by torch.multiprocessing and by torchrun."""
+"""DDP on the CPU: 2 processes over gloo, forked by torch.multiprocessing or started as torchrun
+starts its workers (tests/helpers.py ``forked_ranks``: the same environment variables)."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,8 @@ import yaml
 from torch import nn
 
 from tests import contract_plugin
-from tests.helpers import TORCHRUN_ENV, tiny_config, write_config
+from tests.helpers import TORCHRUN_ENV, forked_ranks, free_port, tiny_config, write_config
+from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.distributed import group as distributed
 from visim.distributed.sharded_extract import shard_indices
@@ -71,8 +70,6 @@ def test_torchrun_environment_errors_are_clear(single_process):
 
 
 def test_a_cli_job_outside_torchrun_with_world_size_set_exits_2(tmp_path, single_process, capsys):
-    from visim.cli import main
-
     single_process.setenv("WORLD_SIZE", "2")
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_config(tmp_path)))
@@ -128,12 +125,6 @@ def single_run(trained_run):
     return trained_run.run_dir
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def ddp_worker(rank: int, config: dict, cli_args: list[str], port: int, out_dir: str) -> None:
     """One of two processes set up as torchrun sets them up.
 
@@ -143,8 +134,6 @@ def ddp_worker(rank: int, config: dict, cli_args: list[str], port: int, out_dir:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE="2")
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from visim.cli import main
-
     try:
         assert distributed.setup("cpu")
         with plugin_registered(contract_plugin, name="contract-plugin"):  # the learnable loss
@@ -184,7 +173,9 @@ def spawned(tmp_path_factory, single_run):
     # class weights are trained beside the model's.
     config = tiny_config(folder, epochs=1, loss=LEARNABLE_SUM, scheduler=None)
     cli_args = ["test", write_config(folder), "--weights", str(single_run / "checkpoints" / "last.pt"), "-q"]
-    context = mp.spawn(ddp_worker, args=(config, cli_args, free_port(), str(folder)), nprocs=2, join=False)
+    # Forked: the children start with torch imported (spawning would import it again, seconds each).
+    context = mp.start_processes(ddp_worker, args=(config, cli_args, free_port(), str(folder)), nprocs=2, join=False,
+                                 start_method="fork")
     deadline = time.monotonic() + 300
     while not context.join(timeout=1):
         if time.monotonic() > deadline:
@@ -245,20 +236,18 @@ def test_visim_test_under_ddp_writes_one_run_directory(spawned, single_run):
     assert (saved["mAP"], saved["cmc"]) == (expected["mAP"], expected["cmc"])
 
 
-# -- torchrun -------------------------------------------------------------------------------
+# -- as torchrun starts them ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def torchrun_resumed(tmp_path_factory, single_run):
-    """``torchrun --nproc_per_node=2 -m visim run --resume`` of a copy of single_run's checkpoint."""
+    """``visim run --resume`` of a copy of single_run's checkpoint in 2 processes with torchrun's
+    environment (``torchrun --nproc_per_node=2 -m visim run ...``)."""
     folder = tmp_path_factory.mktemp("torchrun")
     checkpoint = folder / "run" / "checkpoints" / "last.pt"
     checkpoint.parent.mkdir(parents=True)
     shutil.copy(single_run / "checkpoints" / "last.pt", checkpoint)
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
-    env["OMP_NUM_THREADS"] = "1"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-    command += ["-m", "visim", "run", write_config(folder, epochs=2), "--resume", str(checkpoint), "-q"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
+    argv = ["run", write_config(folder, epochs=2), "--resume", str(checkpoint), "-q"]
+    ranks = forked_ranks(2, main, argv)
+    assert [rank.returncode for rank in ranks] == [0, 0], [rank.stderr for rank in ranks]
     return folder
 
 

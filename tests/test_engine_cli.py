@@ -1,6 +1,7 @@
 """`visim run|train|test` as a user runs them: run directory, exit codes, Ctrl+C, resume.
 
-In-process through ``visim.cli.main``, but for Ctrl+C: a signal needs a real process.
+In-process through ``visim.cli.main``, but for Ctrl+C: a signal needs a process of its own
+(forked from this one, tests/helpers.py ``Forked``).
 """
 
 from __future__ import annotations
@@ -8,14 +9,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 
-import pytest
 import yaml
 
-from tests.helpers import only_run_dir, write_config
+from tests.helpers import Forked, only_run_dir, write_config
 from visim.cli import main
 from visim.engine.checkpoint import load_checkpoint
 
@@ -47,22 +45,19 @@ def test_config_and_checkpoint_errors_exit_2_without_traceback(tmp_path, capsys)
     assert "cannot read checkpoint" in err and "Traceback" not in err
 
 
-@pytest.mark.slow
 def test_ctrl_c_saves_exits_130_and_resumes(tmp_path, capsys):
     config = write_config(tmp_path, epochs=50, eval_interval=50)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "visim", "train", config],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},  # tiny tensors: one thread is the fastest
-    )
+    proc = Forked(main, ["train", config])  # a separate process, forked: no start-up of torch
     deadline = time.monotonic() + 120
-    for line in proc.stdout:  # wait until the first epoch is done, then interrupt the second
-        if line.startswith("epoch 1/50") or time.monotonic() > deadline:
+    # Wait until the first epoch is done, then interrupt the second.
+    while proc.poll() is None and time.monotonic() < deadline:
+        logs = list((tmp_path / "runs" / "tiny").glob("*/run.log"))
+        if logs and "epoch 1/50" in logs[0].read_text():
             break
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGINT)
+    proc.wait(120)
+    err = proc.stderr
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     checkpoints = only_run_dir(tmp_path) / "checkpoints"

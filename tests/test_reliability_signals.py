@@ -1,8 +1,9 @@
-"""Signals, kill -9 and concurrent runs against real ``visim`` processes.
+"""Signals, kill -9 and concurrent runs against separate ``visim`` processes.
 
 Each stop happens at an exact point (after optimizer step N, or inside the write of one
 checkpoint file) through tests/visim_signalled.py, which sends the signal from inside the
-process: no sleeping, no timing luck. Every interrupted run, once resumed, must equal a
+process: no sleeping, no timing luck. The processes are forked from this one (tests/helpers.py
+``Forked``): each has its own pid, signal handling and exit status, without a start-up of torch. Every interrupted run, once resumed, must equal a
 straight run bit for bit, and leave a consistent checkpoint set: ``best.pt`` holds the epoch
 ``best_metric`` names, no temporary file, no lock.
 
@@ -16,8 +17,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,16 +24,13 @@ import pytest
 import torch
 import yaml
 
-from tests.helpers import tiny_config
+from tests.helpers import Forked, forked_ranks, run_forked, tiny_config
+from tests.visim_signalled import main as signalled_main
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
 from visim.engine.checkpoint import load_checkpoint
 
-SIGNALLED = str(Path(__file__).with_name("visim_signalled.py"))
 STEPS_PER_EPOCH = 6
-# One torch thread, as in this test process (tests/conftest.py): a subprocess's floats then
-# equal an in-process run's, bit for bit.
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def experiment(folder: Path) -> dict:
@@ -59,9 +55,10 @@ def resume_in_this_process(config: str, capsys) -> str:
     return capsys.readouterr().err
 
 
-def signalled(when: str, action: str, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, SIGNALLED, when, action, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=ENV)
+def signalled(when: str, action: str, *args: str) -> Forked:
+    """``visim ARGS`` in a forked process that does ``action`` to itself ``when``; finished.
+    It inherits this process's one torch thread: its floats equal an in-process run's."""
+    return run_forked(signalled_main, [when, action, *args])
 
 
 def run_dir_of(folder: Path) -> Path:
@@ -206,15 +203,12 @@ def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, 
     config = write_config(tmp_path)
     go = tmp_path / "go"
     # The first waits in epoch 2, its run directory holding epoch 1's last.pt.
-    first = subprocess.Popen(
-        [sys.executable, SIGNALLED, f"step={STEPS_PER_EPOCH + 1}", f"wait:{go}", "train", config, "--resume", "auto", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-    )
+    first = Forked(signalled_main, [f"step={STEPS_PER_EPOCH + 1}", f"wait:{go}", "train", config, "--resume", "auto", "-q"])
     try:
         deadline = time.monotonic() + 300
         while not Path(f"{go}.ready").exists():
-            assert first.poll() is None and time.monotonic() < deadline, first.stderr and first.stderr.read()
-            time.sleep(0.05)
+            assert first.poll() is None and time.monotonic() < deadline, first.stderr
+            time.sleep(0.01)
         run_dir = run_dir_of(tmp_path)
         capsys.readouterr()
         assert main(["train", config, "--resume", "auto", "-q"]) == 2  # this process is the second
@@ -225,8 +219,8 @@ def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, 
         ]
     finally:
         go.touch()
-        out, err = first.communicate(timeout=300)
-    assert first.returncode == 0, err
+        first.wait()
+    assert first.returncode == 0, first.stderr
     assert [p.name for p in (tmp_path / "runs" / "tiny").iterdir()] == [run_dir.name]
     log = (run_dir / "run.log").read_text()
     assert log.count("epoch 1/2") == log.count("epoch 2/2") == 1
@@ -235,18 +229,18 @@ def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, 
 
 
 def test_under_torchrun_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
-    env = {k: v for k, v in ENV.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     steps_per_rank = STEPS_PER_EPOCH // 2  # the two ranks share each epoch's batches
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", SIGNALLED]
-    command += [f"step={steps_per_rank + 1}", "SIGTERM@1", "train", write_config(tmp_path), "-q"]
-    stopped = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    argv = [f"step={steps_per_rank + 1}", "SIGTERM@1", "train", write_config(tmp_path), "-q"]
+    rank0, rank1 = forked_ranks(2, signalled_main, argv)
     run_dir = run_dir_of(tmp_path)
     last = run_dir / "checkpoints" / "last.pt"
-    assert stopped.returncode != 0
-    # Rank 1 got the signal, rank 0 learned it at the same step's check: both stop cleanly.
-    assert f"visim: SIGTERM in epoch 2 of 2: this incomplete epoch is not saved; --resume continues from the end of epoch 1: {last}" in stopped.stderr
-    assert "visim: SIGTERM in epoch 2 of 2: stopped with every rank; rank 0 reports the saved state" in stopped.stderr
-    assert "exitcode  : 143" in stopped.stderr  # torchrun's report of rank 1 (rank 0 may get its SIGTERM)
+    # Rank 1 got the signal, rank 0 learned it at the same step's check: both stop cleanly,
+    # with the signal's exit status, and rank 0 alone reports the saved state.
+    assert (rank0.returncode, rank1.returncode) == (143, 143), rank0.stderr + rank1.stderr
+    assert lines(rank0.stderr) == [
+        f"visim: SIGTERM in epoch 2 of 2: this incomplete epoch is not saved; --resume continues from the end of epoch 1: {last}"
+    ]
+    assert lines(rank1.stderr) == ["visim: SIGTERM in epoch 2 of 2: stopped with every rank; rank 0 reports the saved state"]
     assert load_checkpoint(last)["epoch"] == 1 and not (run_dir / ".lock").exists()
 
 

@@ -8,9 +8,10 @@ yet renamed over NAME). ACTION is a signal this process sends itself (``SIGTERM`
 in a row (``SIGINT,SIGINT``), or ``wait:PATH`` (create ``PATH.ready``, then wait until PATH
 exists); ``ACTION@R`` does it only on torchrun rank R.
 
-The reliability tests use it to stop a real ``visim`` process at an exact point, with no
-sleeping and no hook in visim itself: it patches visim's atomic writes and optimizer step
-before ``visim.cli.main`` runs.
+The reliability tests use it to stop a ``visim`` process at an exact point, with no sleeping
+and no hook in visim itself: it patches visim's atomic writes and optimizer step before
+``visim.cli.main`` runs. They call ``main(argv)`` in a child forked from the test process
+(tests/helpers.py ``Forked``), which patches only that child.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ def at_write(name: str, k: int, action: str) -> None:
     checkpoint.atomic_write = watched_write
 
 
-def main() -> int:
-    when, action, *argv = sys.argv[1:]
+def main(argv: list[str] | None = None) -> int:
+    when, action, *argv = sys.argv[1:] if argv is None else argv
     kind, _, where = when.partition("=")
     if kind == "step":
         at_step(int(where), action)

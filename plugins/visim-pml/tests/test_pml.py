@@ -301,7 +301,8 @@ def free_port() -> int:
 
 
 def test_under_ddp_every_process_gets_the_gradients_of_the_global_batch(tmp_path):
-    mp.spawn(ddp_worker, args=(free_port(), str(tmp_path)), nprocs=2)
+    # Forked: the children start with torch and PML imported (spawning would import them again).
+    mp.start_processes(ddp_worker, args=(free_port(), str(tmp_path)), nprocs=2, start_method="fork")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     embeddings, targets = batch()
     for key, spec in DDP_LOSSES.items():
