@@ -1,14 +1,16 @@
 """Gallery search and distributed evaluation at scale, on synthetic clustered embeddings.
 
     python benchmarks/search_bench.py --workdir /tmp/visim-bench [--gallery 10000000] [--hnsw-subset 500000]
-        [--nlist 4096] [--nprobe 32,64,96,128,192,256] [--storage fp16]
+        [--nlist 4096] [--nprobe 64,128,192,256,384] [--ivf fp16,pq:16]
 
 1. A clustered gallery (``--gallery`` x 128, float16) is written as a visim index directory
    (sharded ``.npy`` files, memory-mapped when searched).
 2. Exact search (visim's ``exact`` index) for 1,000 queries: time and peak RSS, in a fresh
    process so that the RSS is the search's own.
-3. faiss IVF (fp16 storage) on the whole gallery and faiss HNSW on the first ``--hnsw-subset``
-   rows: build time, queries/s, recall@1 and @10 against exact search of the same rows.
+3. faiss IVF on the whole gallery, once per ``--ivf`` storage (``STORAGE[:REFINE]``: ``fp16``
+   lists, and ``pq`` fast-scan codes re-ranked by float16 vectors), sweeping ``--nprobe``; faiss
+   HNSW on the first ``--hnsw-subset`` rows: build time, queries/s, recall@1 and @10 against
+   exact search of the same rows.
 4. Distributed exact evaluation at MSMT17's size (11,659 queries x 82,161 gallery, 128-d):
    ``visim evaluate`` as one process and under ``torchrun --nproc_per_node=2``; the printed
    results must be identical.
@@ -26,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+import attrs
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -146,10 +149,8 @@ def phase_faiss(workdir: Path, kind: str, rows: int | None, params: dict, sweep_
     sweep = []
     knob = "nprobe" if kind == "ivf" else "ef_search"
     for value in sweep_values:
-        if kind == "ivf":
-            index.index.nprobe = value
-        else:
-            index.index.hnsw.efSearch = value
+        index.params = attrs.evolve(index.params, **{knob: value})
+        index.configure()  # as a saved index with these params is loaded
         start = time.perf_counter()
         _, ids = index.search(q, 10)
         seconds = time.perf_counter() - start
@@ -206,8 +207,8 @@ def main() -> None:
     parser.add_argument("--gallery", type=int, default=10_000_000)
     parser.add_argument("--hnsw-subset", type=int, default=500_000)
     parser.add_argument("--nlist", type=int, default=4096)
-    parser.add_argument("--nprobe", default="32,64,96,128,192,256", help="IVF nprobe values to sweep")
-    parser.add_argument("--storage", default="fp16", choices=("flat", "fp16", "sq8"), help="IVF vector storage")
+    parser.add_argument("--nprobe", default="64,128,192,256,384", help="IVF nprobe values to sweep")
+    parser.add_argument("--ivf", default="fp16,pq:16", help="IVF storages to measure, STORAGE[:REFINE] each")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -217,15 +218,16 @@ def main() -> None:
         return
     if args.phase in ("ivf", "hnsw"):
         nprobes = [int(n) for n in args.nprobe.split(",")]
-        params = ({"nlist": args.nlist, "nprobe": nprobes[0], "storage": args.storage, "train_size": 64}
+        storage, _, refine = args.ivf.partition(":")
+        params = ({"nlist": args.nlist, "nprobe": nprobes[0], "storage": storage, "refine": int(refine or 1), "train_size": 64}
                   if args.phase == "ivf" else {"M": 16, "ef_search": 64, "ef_construction": 40})
         print(json.dumps(phase_faiss(args.workdir, args.phase, args.rows, params,
                                      nprobes if args.phase == "ivf" else EF_SEARCH)))
         return
-    common = ["--workdir", str(args.workdir), "--nlist", str(args.nlist), "--nprobe", args.nprobe, "--storage", args.storage]
+    common = ["--workdir", str(args.workdir), "--nlist", str(args.nlist), "--nprobe", args.nprobe]
     report = [make_gallery(args.workdir, args.gallery)]
     print(json.dumps(report[-1]), flush=True)
-    plan = [["--phase", "exact"], ["--phase", "ivf"],
+    plan = [["--phase", "exact"], *(["--phase", "ivf", "--ivf", ivf] for ivf in args.ivf.split(",")),
             ["--phase", "exact", "--rows", str(args.hnsw_subset)], ["--phase", "hnsw", "--rows", str(args.hnsw_subset)]]
     for phase in plan:
         report.append(child([*phase, *common]))

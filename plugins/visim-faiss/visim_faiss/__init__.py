@@ -21,8 +21,13 @@ class FlatParams:
 
 @attrs.frozen(kw_only=True)
 class IVFParams:
-    """Inverted lists: ``nlist`` k-means cells, ``nprobe`` of them visited per query;
-    ``storage`` of the vectors: ``flat`` (float32), ``fp16`` or ``sq8`` (8-bit)."""
+    """Inverted lists: ``nlist`` k-means cells, ``nprobe`` of them visited per query.
+
+    ``storage`` of the vectors in the lists: ``flat`` (float32), ``fp16``, ``sq8`` (8-bit), or
+    ``pq`` (product quantiser, ``pq_m`` codes of 4 bits per vector, scanned with faiss's SIMD
+    fast-scan: many times faster per vector, coarse distances). ``refine`` R > 1 re-ranks each
+    query's ``R * k`` best candidates by their float16 vectors (kept beside the lists), which
+    restores the ranking a coarse ``storage`` loses; 1 re-ranks nothing."""
 
     nlist: int = attrs.field(default=1024, validator=[v.instance_of(int), v.ge(1)])
     nprobe: int = attrs.field(default=16, validator=[v.instance_of(int), v.ge(1)])
@@ -32,7 +37,9 @@ class IVFParams:
         if value > self.nlist:
             raise ValueError(f"nprobe ({value}) cannot exceed nlist ({self.nlist})")
 
-    storage: str = attrs.field(default="flat", validator=v.in_(("flat", "fp16", "sq8")))
+    storage: str = attrs.field(default="flat", validator=v.in_(("flat", "fp16", "sq8", "pq")))
+    pq_m: int | None = attrs.field(default=None, validator=v.optional([v.instance_of(int), v.ge(1)]))  # default: dim / 2
+    refine: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
     train_size: int = attrs.field(default=256, validator=[v.instance_of(int), v.ge(39)])  # per cell
 
 

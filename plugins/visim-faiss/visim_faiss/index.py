@@ -54,13 +54,19 @@ class FaissIndex:
             index = faiss.IndexHNSWFlat(d, self.params.M, space)
             index.hnsw.efConstruction = self.params.ef_construction
             return index
-        quantizer = faiss.IndexFlatL2(d) if space == faiss.METRIC_L2 else faiss.IndexFlatIP(d)
-        if self.params.storage == "flat":
-            index = faiss.IndexIVFFlat(quantizer, d, self.params.nlist, space)
+        return faiss.index_factory(d, self.ivf_description(), space)
+
+    def ivf_description(self) -> str:
+        """The IVF index in faiss's index_factory language: ``IVF4096,PQ64x4fs,Refine(SQfp16)``."""
+        params = self.params
+        if params.storage == "pq":
+            m = params.pq_m or self.dim // 2
+            if self.dim % m:
+                raise UnsupportedMetricError(f"faiss.ivf pq_m={m} must divide the embedding size {self.dim}")
+            codes = f"PQ{m}x4fs"
         else:
-            kind = {"fp16": faiss.ScalarQuantizer.QT_fp16, "sq8": faiss.ScalarQuantizer.QT_8bit}[self.params.storage]
-            index = faiss.IndexIVFScalarQuantizer(quantizer, d, self.params.nlist, kind, space)
-        return index  # faiss's Python wrapper keeps the quantizer alive with the index
+            codes = {"flat": "Flat", "fp16": "SQfp16", "sq8": "SQ8"}[params.storage]
+        return f"IVF{params.nlist},{codes}" + (",Refine(SQfp16)" if params.refine > 1 else "")
 
     def build(self, gallery) -> None:
         index = self.make()
@@ -77,7 +83,9 @@ class FaissIndex:
 
     def configure(self) -> None:
         if self.kind == "ivf":
-            self.index.nprobe = self.params.nprobe
+            faiss.extract_index_ivf(self.index).nprobe = self.params.nprobe
+            if self.params.refine > 1:
+                self.index.k_factor = self.params.refine
         elif self.kind == "hnsw":
             self.index.hnsw.efSearch = self.params.ef_search
 
