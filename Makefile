@@ -29,8 +29,10 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
+# One pytest worker per core (pytest-xdist); a module's tests stay on one worker, so its
+# module-scoped fixtures (a trained run, an export) are built once.
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 test: lint docs pytest
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import yaml
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+TORCH_DEFAULT_THREADS: int | None = None  # torch's thread count in a fresh process (set by conftest.py)
 
 
 def tiny_config(tmp_path, **train_overrides) -> dict:

@@ -21,6 +21,8 @@ from visim.config.reference import sections
 from visim.config.schema import Experiment
 from visim.plugins import plugin_registered
 
+pytestmark = pytest.mark.usefixtures("subnormal_floats")  # hypothesis needs them (conftest.py)
+
 # Keys the schema and the fakes know, so that random mappings often hit real fields.
 KNOWN_KEYS = sorted(
     {f.alias for _, cls in sections(Experiment) for f in resolved_fields(cls)}

@@ -12,6 +12,8 @@ from visim.config.errors import ConfigError
 from visim.data.records import DataError, Record, assign_class_ids
 from visim.plugins import get_registry
 
+pytestmark = pytest.mark.usefixtures("subnormal_floats")  # hypothesis needs them (conftest.py)
+
 
 def records_with(counts: dict[int, int]) -> tuple[Record, ...]:
     """``counts``: pid -> number of images."""

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import visim
+from tests.helpers import run_forked
 from visim.cli import main
 from visim.scaffold import KINDS
 
@@ -44,10 +45,22 @@ def test_every_kind_installs_lists_and_passes_its_own_tests(tmp_path, capsys, cl
     found = {(c["kind"], c["name"]): c for c in json.loads(listed.stdout)}
     for kind, plural in zip(KINDS, ("metrics", "models", "losses", "datasets")):
         assert found[(plural, f"acme_{kind}")]["distribution"] == f"visim-acme-{kind}"
-    # The four packages' suites in one pytest process; tiny tensors: one torch thread is fastest.
-    tested = run("-m", "pytest", "-q", "-p", "no:cacheprovider", *map(str, targets), env={**env, "OMP_NUM_THREADS": "1"})
+    # The four packages' suites in one pytest session, in a process forked from this one (no
+    # second start-up of torch) that sees the installed packages as a new interpreter would.
+    tested = run_forked(pytest_in_site, site, [str(t) for t in targets])
     assert tested.returncode == 0, tested.stdout[-3000:] + tested.stderr[-2000:]
     assert "12 passed" in tested.stdout
+
+
+def pytest_in_site(site: Path, args: list[str]) -> int:
+    import importlib
+
+    import visim.plugins
+
+    sys.path.insert(0, str(site))
+    importlib.invalidate_caches()
+    visim.plugins.reset()  # the plugin manager finds the four distributions' entry points
+    return pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args])
 
 
 @pytest.mark.parametrize(

@@ -90,7 +90,7 @@ def handle_eval(args) -> int:
         print(json.dumps(report, indent=2))
         return 0
     kind = "APPROXIMATE index" if report["approximate"] else "exact index"
-    print(f"{args.index_dir}: {kind} {report['index']}, {report['gallery']} gallery items, {report['queries']} queries")
+    print(f"{args.index_dir}: {kind} {label(report['index'])}, {report['gallery']} gallery items, {report['queries']} queries")
     print("  " + "  ".join(f"{name} {value:.4f}" for name, value in recall.items()) + "  (against exact search)")
     print(f"  {report['queries_per_s']:.1f} queries/s (exact search: {report['exact_queries_per_s']:.1f} queries/s)")
     figures = report["topk"]

@@ -32,8 +32,30 @@ FLOAT_RE = re.compile(
 FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
+class NestedTooDeeply(Exception):
+    pass
+
+
 class ConfigLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that reads ``3e-4`` as a float and rejects duplicate keys."""
+    """``yaml.SafeLoader`` that reads ``3e-4`` as a float, rejects duplicate keys and stops at
+    ``MAX_CONFIG_DEPTH`` levels of nesting (PyYAML's scanner is quadratic in the depth of
+    ``[[[...`` and its composer recursive)."""
+
+    depth = 0
+
+    def fetch_flow_collection_start(self, token_class):
+        if self.flow_level >= MAX_CONFIG_DEPTH:
+            raise NestedTooDeeply
+        super().fetch_flow_collection_start(token_class)
+
+    def compose_node(self, parent, index):
+        self.depth += 1
+        try:
+            if self.depth > MAX_CONFIG_DEPTH:
+                raise NestedTooDeeply
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -67,6 +89,7 @@ ConfigLoader.add_implicit_resolver(FLOAT_TAG, FLOAT_RE, list("-+0123456789."))
 # into billions of values (safe_load shares them, but every consumer walks them all).
 MAX_CONFIG_BYTES = 1 << 20
 MAX_CONFIG_VALUES = 100_000
+MAX_CONFIG_DEPTH = 100
 
 
 def expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
@@ -97,8 +120,8 @@ def parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load`` semantics (plus the fixes above); errors name source, line, column."""
     try:
         return load_bounded(text, source)
-    except RecursionError:
-        raise ConfigError(f"{source} is nested too deeply to be a config") from None
+    except (NestedTooDeeply, RecursionError):
+        raise ConfigError(f"{source} is nested too deeply to be a config (more than {MAX_CONFIG_DEPTH} levels)") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}, line {mark.line + 1}, column {mark.column + 1}" if mark else source

@@ -38,7 +38,7 @@ def embed_folder(folder: Path, config: str | None, weights: str | None):
 
     from visim.config.load import load_config
     from visim.data.image_dataset import ImageDataset
-    from visim.data.records import ReidData, Record
+    from visim.data.records import Record, ReidData
     from visim.engine.build import build_engine
 
     engine = build_engine(load_config(config, []), train=False, weights=weights, quiet=True)
