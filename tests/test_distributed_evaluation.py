@@ -26,7 +26,7 @@ CASES = [  # (metric, protocol, ap, no_positive)
 ]
 
 
-def synthetic(seed: int, num_query: int = 60, num_gallery: int = 301, dim: int = 6):
+def synthetic(seed: int, num_query: int = 30, num_gallery: int = 101, dim: int = 6):
     """Small-integer embeddings: many exact ties between positives and negatives."""
     rng = np.random.default_rng(seed)
     q = torch.from_numpy(rng.integers(-2, 3, (num_query, dim)).astype(np.float32))
