@@ -53,6 +53,30 @@ def test_flat_equals_visims_exact_index(metric):
     assert np.allclose(scores["faiss.flat"], scores["exact"], atol=1e-4)
 
 
+@pytest.mark.parametrize("spec", ["faiss.flat", "{name: faiss.ivf, nlist: 16, nprobe: 4}", "{name: faiss.hnsw, M: 8}"])
+def test_cosine_indexes_build_from_the_memory_mapped_shards(tmp_path, spec, capsys):
+    """Cosine normalises the vectors: never in the read-only memory map of the stored gallery
+    (a crash) nor in the caller's array."""
+    path = tmp_path / "emb.npz"
+    save_embeddings(path, clustered(1, 20, 0), clustered(2, 500, 1), {"metric": "cosine"})
+    out = tmp_path / "index"
+    assert main(["index", "build", str(path), "--out", str(out), "--index", spec]) == 0
+    capsys.readouterr()
+    assert main(["search", str(out), "--query", str(path), "--top", "1"]) == 0
+    hits = [json.loads(line)["hits"][0] for line in capsys.readouterr().out.splitlines()]
+    assert len(hits) == 20 and all(0 <= hit["score"] <= 2 for hit in hits)
+
+
+def test_the_callers_gallery_is_not_normalised_in_place():
+    from visim_faiss import FlatParams
+    from visim_faiss.index import FaissIndex
+
+    gallery = clustered(2, 100, 1).embeddings.numpy()
+    before = gallery.copy()
+    FaissIndex("flat", FlatParams(), get_registry().metrics.get("cosine").build(), 16).build(gallery)
+    assert np.array_equal(gallery, before)
+
+
 def test_unsupported_metric_and_bad_params_exit_2(tmp_path, embeddings_file, capsys):
     assert main(["index", "build", str(embeddings_file), "--out", str(tmp_path / "a"), "--index", "faiss.flat", "--metric", "manhattan"]) == 2
     assert "faiss indexes support euclidean" in capsys.readouterr().err

@@ -41,9 +41,13 @@ class FaissIndex:
         self.index = None
 
     def vectors(self, rows) -> np.ndarray:
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
-        if self.normalise:
-            faiss.normalize_L2(rows)
+        """``rows`` as faiss takes them: float32, C order, L2-normalised for cosine metrics.
+        Normalised in a copy: faiss normalises in place, and the rows may be the caller's
+        array or a read-only memory map of the index's shards (writing there is a crash)."""
+        if not self.normalise:
+            return np.ascontiguousarray(rows, dtype=np.float32)
+        rows = np.array(rows, dtype=np.float32, order="C", copy=True)
+        faiss.normalize_L2(rows)
         return rows
 
     def make(self):
