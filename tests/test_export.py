@@ -108,21 +108,6 @@ def test_the_onnx_file_passes_the_checker_at_a_current_opset(exported):
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_the_demo_model_exports_and_passes_its_check(tmp_path, capsys, fmt):
-    config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
-    config.update(device="cpu", log_dir=str(tmp_path / "runs"))
-    config["data"]["dataset"] = {"name": "digits", "max_per_digit": 10}
-    out = tmp_path / f"demo{SUFFIX[fmt]}"
-    assert main(["export", write_config(config, tmp_path / "demo.yaml"), "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert f"wrote {out} ({fmt}: uint8 [batch, 32, 32, 3] -> float32 [batch, 512])" in printed
-    assert "batch sizes 1, 5, 8" in printed and "min cosine 1.0000" in printed
-    model = formats.load(out).metadata["model"]
-    assert (model["name"], model["arch"]) == ("torchreid", "osnet_x0_25")
-
-
 class BGRModel(DeployableModel):
     def forward(self, images):
         return super().forward(images.flip(-1))

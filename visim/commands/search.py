@@ -25,6 +25,7 @@ def add_parser(subparsers) -> None:
 
 
 def handle(args) -> int:
+    from visim.commands.index import label
     from visim.index.queries import load_queries
     from visim.index.service import check_queries, hits, open_index
 
@@ -35,7 +36,7 @@ def handle(args) -> int:
     queries = check_queries(queries, stored)
     scores, ids = index.search(queries, args.top)
     if stored.meta.get("approximate"):
-        print(f"visim: note: {stored.meta['index']} is an approximate index: hits may miss true neighbours",
+        print(f"visim: note: {label(stored.meta['index'])} is an approximate index: hits may miss true neighbours",
               file=sys.stderr)
     records = hits(stored, scores, ids, higher_is_better=bool(getattr(metric, "higher_is_better", False)),
                    threshold=args.threshold, query_paths=paths)
