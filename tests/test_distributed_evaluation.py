@@ -126,6 +126,7 @@ def test_a_metric_over_whole_gallery_rows_is_not_split():
         evaluate_sharded(q, g[:150], NegSoftmax(squared=False), qp, gp, qc, gc, comm=type("Two", (Solo,), {"world_size": 2})())
 
 
+@pytest.mark.slow
 def test_torchrun_evaluate_prints_exactly_what_one_process_prints(tmp_path, capsys):
     """Over the default block size, so each of the two processes ranks its own blocks."""
     num_gallery = blocks.GALLERY_BLOCK + 1500

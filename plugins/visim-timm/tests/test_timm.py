@@ -29,7 +29,7 @@ def config(tmp_path, model: dict) -> dict:
         "device": "cpu",
         "log_dir": str(tmp_path / "runs"),
         "data": {
-            "dataset": {"name": "digits", "max_per_digit": 16},
+            "dataset": {"name": "digits", "max_per_digit": 8},
             "batch_size": 32,
             "image_size": [32, 32],
             "sampler": {"name": "identity", "num_instances": 8},
