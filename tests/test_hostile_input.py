@@ -157,6 +157,7 @@ LAUGHS = "".join(
     [
         (LAUGHS, "expands to more than 100000 values"),  # 9**9 values once expanded
         ("a: " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply"),
+        ("".join(f"{'  ' * depth}k:\n" for depth in range(150)), "to be a config (more than 100 levels)"),
         ("# padding\n" * 120_000, "larger than 1 MiB"),
     ],
 )

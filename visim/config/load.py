@@ -33,7 +33,7 @@ FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 class NestedTooDeeply(Exception):
-    pass
+    """Raised by :class:`ConfigLoader` past ``MAX_CONFIG_DEPTH``; becomes a ConfigError."""
 
 
 class ConfigLoader(yaml.SafeLoader):
