@@ -13,18 +13,16 @@ from pathlib import Path
 import pytest
 
 import visim.plugins
-from tests import helpers
 from tests.helpers import tiny_config, train_run, write_config
 
 
 def pytest_collection_finish(session):
     """One torch thread in this process: the tests' tensors are tiny, so a second thread buys
     nothing and, on a busy machine, threads waiting for each other cost several times the work.
-    Subprocesses keep torch's default (the demo's printed figures depend on it); a forked child
-    that must run as a fresh process would sets ``helpers.TORCH_DEFAULT_THREADS`` again."""
+    Subprocesses keep torch's default (the demo's printed figures depend on it); children forked
+    from this process keep its one thread."""
     torch = sys.modules.get("torch")  # imported by the collected test modules, if any
     if torch is not None:
-        helpers.TORCH_DEFAULT_THREADS = torch.get_num_threads()
         torch.set_num_threads(1)
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import yaml
 
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
-TORCH_DEFAULT_THREADS: int | None = None  # torch's thread count in a fresh process (set by conftest.py)
 
 
 def tiny_config(tmp_path, **train_overrides) -> dict:
@@ -84,7 +83,8 @@ class Forked:
     The child's stdout and stderr go to files of its own. Its exit status is what ``target``
     returns or raises as SystemExit, 1 after another exception (printed to its stderr), -N
     when signal N kills it. Forking is safe here: the test process runs torch with one thread
-    (conftest.py), so no torch worker thread holds a lock the child would inherit.
+    (conftest.py), so no torch worker thread holds a lock the child would inherit; the child
+    must keep that one thread (libgomp does not promise a larger team after a fork).
     """
 
     def __init__(self, target, *args, env: dict[str, str] | None = None) -> None:
