@@ -19,11 +19,12 @@ from tests.helpers import tiny_config, train_run, write_config
 def pytest_collection_finish(session):
     """One torch thread in this process: the tests' tensors are tiny, so a second thread buys
     nothing and, on a busy machine, threads waiting for each other cost several times the work.
-    Subprocesses keep torch's default (the demo's printed figures depend on it); children forked
-    from this process keep its one thread."""
-    torch = sys.modules.get("torch")  # imported by the collected test modules, if any
-    if torch is not None:
-        torch.set_num_threads(1)
+    Subprocesses keep torch's default (the demo's printed figures depend on it). Set before any
+    test runs, even when the collected modules did not import torch: children forked from this
+    process (tests/helpers.py ``Forked``) must find one thread and no OpenMP team."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
