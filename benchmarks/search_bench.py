@@ -201,28 +201,38 @@ def child(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def rst_search_table(report: list[dict]) -> str:
-    """The whole-gallery search phases of a report as the list-table of docs/benchmarks.rst."""
-    exact = next(r for r in report if r["phase"] == "exact")
-    rows = [["visim ``exact`` (memory_budget 1 GiB)", f"none ({exact['search_s']} s for {exact['queries']:,} queries)",
-             f"{exact['queries_per_s']}", "1x", "1", "1", f"{exact['peak_rss_gib']} GiB"]]
-    for phase in (r for r in report if r["phase"] == "faiss.ivf" and r["gallery"] == exact["gallery"]):
-        p = phase["params"]
-        name = f"``faiss.ivf`` {p['storage']}" + (f", refine {p['refine']}" if p.get("refine", 1) > 1 else "")
-        for i, point in enumerate(phase["sweep"]):
-            rows.append([f"{name}, nprobe {point['nprobe']}", f"{phase['build_s']} s" if i == 0 else "(same index)",
-                         f"{point['queries_per_s']}", f"{point['queries_per_s'] / exact['queries_per_s']:.1f}x",
-                         f"{point['recall@1']}", f"{point['recall@10']}", f"{phase['peak_rss_gib']} GiB" if i == 0 else ""])
-    header = ["Search", "Build", "Queries/s", "vs exact", "Recall@1", "Recall@10", "Peak RSS"]
-    lines = [f".. list-table:: {exact['gallery']:,} x {DIM} float16, {exact['queries']:,} queries, top-10, Euclidean, "
-             f"nlist {report_nlist(report)}", "   :header-rows: 1", ""]
-    for row in [header, *rows]:
-        lines += [f"   * - {row[0]}"] + [f"     - {cell}" if cell else "     -" for cell in row[1:]]
-    return "\n".join(lines)
+def rst_search_tables(phases: list[dict]) -> str:
+    """docs/benchmarks.rst's list-tables: per gallery size, exact search and the faiss phases
+    measured on it (``ratio`` to exact search's queries/s)."""
+    tables = []
+    for exact in (p for p in phases if p["phase"] == "exact"):
+        rows = [["visim ``exact`` (memory_budget 1 GiB)", f"none ({exact['search_s']} s)", exact["queries_per_s"], "1x",
+                 1, 1, f"{exact['peak_rss_gib']} GiB"]]
+        for phase in (p for p in phases if p["phase"].startswith("faiss.") and p["gallery"] == exact["gallery"]):
+            params, knob = phase["params"], "nprobe" if phase["phase"] == "faiss.ivf" else "ef_search"
+            name = (f"``faiss.ivf`` nlist {params['nlist']}, {params['storage']}"
+                    + (f", refine {params['refine']}" if params.get("refine", 1) > 1 else "")
+                    if knob == "nprobe" else f"``faiss.hnsw`` M {params['M']}, ef_construction {params['ef_construction']}")
+            for i, point in enumerate(phase["sweep"]):
+                rows.append([f"{name}, {knob} {point[knob]}", f"{phase['build_s']} s" if i == 0 else "(same index)",
+                             point["queries_per_s"], f"{point['queries_per_s'] / exact['queries_per_s']:.1f}x",
+                             point["recall@1"], point["recall@10"], f"{phase['peak_rss_gib']} GiB" if i == 0 else ""])
+        header = ["Search", "Build", "Queries/s", "vs exact", "Recall@1", "Recall@10", "Peak RSS"]
+        lines = [f".. list-table:: {exact['gallery']:,} x {DIM} float16, {exact['queries']:,} queries, top-10, Euclidean",
+                 "   :header-rows: 1", ""]
+        for row in [header, *rows]:
+            lines += [f"   * - {row[0]}"] + [f"     - {cell}" if cell != "" else "     -" for cell in row[1:]]
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
 
 
-def report_nlist(report: list[dict]) -> int:
-    return next(r["params"]["nlist"] for r in report if r["phase"] == "faiss.ivf")
+def read_phases(paths: list[Path]) -> list[dict]:
+    """The phases in the last line of each output: a whole report (a list) or one phase."""
+    phases = []
+    for path in paths:
+        last = json.loads(path.read_text().strip().splitlines()[-1])
+        phases += last if isinstance(last, list) else [last]
+    return phases
 
 
 def main() -> None:
@@ -233,13 +243,14 @@ def main() -> None:
     parser.add_argument("--nlist", type=int, default=4096)
     parser.add_argument("--nprobe", default="64,128,192,256,384", help="IVF nprobe values to sweep")
     parser.add_argument("--ivf", default="fp16,pq:16", help="IVF storages to measure, STORAGE[:REFINE] each")
-    parser.add_argument("--table", type=Path, metavar="REPORT", help="print the docs table of a saved report (last line)")
+    parser.add_argument("--table", type=Path, nargs="+", metavar="OUTPUT",
+                        help="print the docs tables of saved outputs (a whole run's, or of single phases)")
     parser.add_argument("--phase", choices=("exact", "ivf", "hnsw"),
                         help="run one phase only, on the gallery (and exact reference) already in --workdir")
     parser.add_argument("--rows", type=int, help="with --phase: the first ROWS of the gallery only")
     args = parser.parse_args()
     if args.table:
-        print(rst_search_table(json.loads(args.table.read_text().strip().splitlines()[-1])))
+        print(rst_search_tables(read_phases(args.table)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     if args.phase == "exact":
