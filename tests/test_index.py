@@ -178,7 +178,7 @@ def test_image_files_are_embedded_and_find_the_gallery_item_they_show(run_index,
         assert best_hit["score"] < 1e-4 < record["hits"][1]["score"]
 
 
-def test_an_image_folder_without_a_config_or_without_images_is_one_line_exit_2(run_index, trained_run, tmp_path, capsys):
+def test_an_image_folder_that_cannot_be_embedded_is_one_line(run_index, trained_run, tmp_path, capsys):
     out, _, _ = run_index
     (tmp_path / "empty").mkdir()
     cases = {
@@ -189,6 +189,13 @@ def test_an_image_folder_without_a_config_or_without_images_is_one_line_exit_2(r
         assert main(["search", str(out), *argv]) == 2
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+    # An image that cannot be read is a failed job (exit 1), named in one line.
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "broken.png").write_bytes(b"not a png")
+    argv = ["--query", str(tmp_path / "bad"), "--config", trained_run.config_file]
+    assert main(["search", str(out), *argv]) == 1
+    err = capsys.readouterr().err.strip()
+    assert f"cannot read image '{tmp_path / 'bad' / 'broken.png'}'" in err and len(err.splitlines()) == 1, err
 
 
 def test_listing_indexes_imports_no_torch():

@@ -32,10 +32,12 @@ def add_parser(subparsers) -> None:
 
 def handle_build(args) -> int:
     from visim.commands.evaluate import build_metric, parse_metric
+    from visim.errors import job_failures
     from visim.index.service import build_index
     from visim.index.sources import gallery_of
 
-    gallery, meta = gallery_of(args.source)  # bad sources, metrics and indexes: exit 2, one line
+    with job_failures():  # a run directory's gallery image that cannot be read: exit 1, naming it
+        gallery, meta = gallery_of(args.source)  # bad sources, metrics and indexes: exit 2, one line
     metric_ref = parse_metric(args.metric) if args.metric else meta.get("metric", "euclidean")
     metric = build_metric(metric_ref)
     written = build_index(args.out, gallery.embeddings.numpy(), gallery.pids.numpy(), gallery.camids.numpy(),

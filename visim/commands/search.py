@@ -26,13 +26,15 @@ def add_parser(subparsers) -> None:
 
 def handle(args) -> int:
     from visim.commands.index import label
+    from visim.errors import job_failures
     from visim.index.queries import load_queries
     from visim.index.service import check_queries, hits, open_index
 
     if args.top < 1:
         raise UsageError(f"--top must be >= 1 (got {args.top})")
     stored, index, metric = open_index(args.index_dir)  # bad index or queries: exit 2, one line
-    queries, paths = load_queries(args.query, args.config, args.weights)
+    with job_failures():  # an image that cannot be read: exit 1, naming it
+        queries, paths = load_queries(args.query, args.config, args.weights)
     queries = check_queries(queries, stored)
     scores, ids = index.search(queries, args.top)
     if stored.meta.get("approximate"):
