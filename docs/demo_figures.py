@@ -9,9 +9,9 @@ and writes them as the demo table of README.md (between the ``demo-table`` marke
     .venv/bin/python docs/demo_figures.py           # rewrite the tables
     .venv/bin/python docs/demo_figures.py --check   # exit 1 if they differ from a fresh run
 
-The figures depend on the seed (0, in the config) and on the number of CPU threads torch uses
-(floating-point sums are split per thread); they are measured with the default, one thread
-per core, on 2 cores.
+The figures depend on the seed (0) and on the number of CPU threads torch uses (each thread
+sums its own share of a product): the demo's config sets both, one thread, so they do not
+depend on the machine's core count.
 """
 
 from __future__ import annotations
@@ -32,9 +32,14 @@ README_MARKERS = ("<!-- demo-table:start -->", "<!-- demo-table:end -->")
 MODEL = "osnet_x0_25 on digits 5-9"
 
 
+def demo_args(log_dir: str | Path) -> list[str]:
+    """The arguments of ``visim`` that ``make demo`` runs, its run directory under ``log_dir``."""
+    return [*DEMO_ARGS, "--set", f"log_dir={log_dir}"]
+
+
 def run_demo(log_dir: str | Path) -> str:
     """What ``make demo`` prints (stdout), with its run directory under ``log_dir``."""
-    command = [sys.executable, "-m", "visim", *DEMO_ARGS, "--set", f"log_dir={log_dir}"]
+    command = [sys.executable, "-m", "visim", *demo_args(log_dir)]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the demo failed ({done.returncode}): {done.stderr.strip()}")

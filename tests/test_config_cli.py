@@ -121,7 +121,7 @@ def test_validate_exit_code_2_without_traceback_in_a_real_process(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[0] == f"{path}: 6 problems"
     assert lines[1:] == [
-        "  unknown key 'extra' (known: name, seed, device, precision, log_dir, data, model, "
+        "  unknown key 'extra' (known: name, seed, device, threads, precision, log_dir, data, model, "
         "train, test) @ $.extra",
         "  expected str, got int 12 @ $.name",
         "  required field missing @ $.data.dataset",

@@ -45,3 +45,13 @@ def test_run_log_holds_what_was_printed_and_only_this_runs_lines(tmp_path, capsy
     assert (tmp_path / "b" / "run.log").read_text() == "only b\n"
     first.log("after close")  # printed, no longer recorded
     assert "after close" not in (tmp_path / "a" / "run.log").read_text()
+
+
+def test_the_configs_threads_set_torchs_thread_count_and_null_leaves_it(tmp_path, monkeypatch):
+    import torch
+
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)  # this test process keeps its one
+    for threads in (None, 3):
+        build_engine(config_from_dict({**tiny_config(tmp_path), "threads": threads}), train=False).close()
+    assert calls == [3]

@@ -241,6 +241,8 @@ def test_validate_reports_missing_data_at_the_dataset_and_config_only_skips_it(t
         ("data.batch_size=10000000", "must be <= 65536 (got 10000000) @ $.data.batch_size"),
         ("data.eval_batch_size=10000000", "must be <= 65536 (got 10000000) @ $.data.eval_batch_size"),
         ("data.num_workers=100000", "must be <= 256 (got 100000) @ $.data.num_workers"),
+        ("threads=100000", "must be <= 1024 (got 100000) @ $.threads"),
+        ("threads=0", "must be >= 1 (got 0) @ $.threads"),
         ("test.max_rank=1000000000000", "must be <= 100000 (got 1000000000000) @ $.test.max_rank"),
         ("test.topk_cmc=[1, 1000000000]", "must be <= 100000 (got 1000000000) @ $.test.topk_cmc[1]"),
         ("test.memory_budget=1e30", "expected int, got float 1e+30 @ $.test.memory_budget"),

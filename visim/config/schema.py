@@ -53,6 +53,7 @@ positive_ints = rules.forall(rules.gte(1))
 MAX_BATCH = 1 << 16  # images per batch
 MAX_IMAGE_SIDE = 4096  # pixels; a batch of 32 such images is 6 GiB of float32 already
 MAX_WORKERS = 256
+MAX_THREADS = 1024
 MAX_MEMORY_BUDGET = 1 << 40  # 1 TiB
 MAX_SHOWN = 100  # queries and ranks in the ranked-results picture
 MAX_PROJECTED = 1_000_000  # embeddings per split in the TensorBoard projector
@@ -271,6 +272,15 @@ class Experiment:
         default="auto",
         validator=matches(DEVICE_RE, "auto, cpu, cuda or cuda:N"),
         metadata=doc("``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."),
+    )
+    threads: int | None = attrs.field(
+        default=None,
+        validator=rules.optional(bounded(1, MAX_THREADS)),
+        metadata=doc(
+            "CPU threads of torch's operators (``torch.set_num_threads``); null: torch's default, "
+            "one per core. Results depend on it (each thread sums its own share of a product), "
+            "so a config whose figures must be the same on every machine sets it."
+        ),
     )
     precision: str = attrs.field(
         default="float32",
