@@ -30,9 +30,10 @@ docs: $(STAMP)
 	$(BIN)/sphinx-build -q -W --keep-going -b html docs docs/_build/html
 
 # One pytest worker per core (pytest-xdist); a module's tests stay on one worker, so its
-# module-scoped fixtures (a trained run, an export) are built once.
+# module-scoped fixtures (a trained run, an export) are built once. Modules go out in
+# collection order, which tests/conftest.py makes "modules with slow tests first".
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(BIN)/python -m pytest -n auto --dist loadscope --no-loadscope-reorder
 
 test: lint docs pytest
 

@@ -27,6 +27,17 @@ def pytest_collection_finish(session):
     torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules with a ``slow`` test first, the others after, each group in collection order.
+
+    ``make test`` hands whole modules to the pytest-xdist workers in this order
+    (``--no-loadscope-reorder``): the seconds-long end-to-end modules start at once, and the
+    run ends with short modules, not with one worker alone on a long one.
+    """
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)  # stable: collection order within each group
+
+
 @pytest.fixture
 def subnormal_floats():
     """IEEE subnormal floats during the test. visim's CPU engine flushes them to zero for the

@@ -87,7 +87,7 @@ class Forked:
     must keep that one thread (libgomp does not promise a larger team after a fork).
     """
 
-    def __init__(self, target, *args, env: dict[str, str] | None = None) -> None:
+    def __init__(self, target, *args, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> None:
         self._out, self._err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self.returncode: int | None = None
         sys.stdout.flush()
@@ -96,15 +96,17 @@ class Forked:
         if self.pid == 0:  # the child never returns into pytest
             code = 1
             try:
-                code = self._child(target, args, env or {})
+                code = self._child(target, args, env or {}, unset)
             finally:
                 os._exit(code)
 
-    def _child(self, target, args, env) -> int:
+    def _child(self, target, args, env, unset) -> int:
         os.dup2(self._out.fileno(), 1)
         os.dup2(self._err.fileno(), 2)
         sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - flushed and dropped with the process
         sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        for name in unset:
+            os.environ.pop(name, None)
         os.environ.update(env)
         try:
             code = target(*args)
@@ -148,9 +150,11 @@ class Forked:
         return file.read().decode()
 
 
-def run_forked(target, *args, env: dict[str, str] | None = None, timeout: float = 300) -> Forked:
-    """:class:`Forked` ``target(*args)``, waited for: ``.returncode``, ``.stdout``, ``.stderr``."""
-    child = Forked(target, *args, env=env)
+def run_forked(target, *args, env: dict[str, str] | None = None, unset: tuple[str, ...] = (), timeout: float = 300) -> Forked:
+    """:class:`Forked` ``target(*args)``, waited for: ``.returncode``, ``.stdout``, ``.stderr``.
+
+    ``env`` is set and the variables named in ``unset`` removed in the child only."""
+    child = Forked(target, *args, env=env, unset=unset)
     child.wait(timeout)
     return child
 

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+import torch.distributed.run
 import torch.multiprocessing as mp
 
-from tests.helpers import TORCHRUN_ENV, forked_ranks, free_port
+from tests.helpers import TORCHRUN_ENV, forked_ranks, free_port, run_forked
 from visim.cli import main
 from visim.engine.extract import Embeddings
 from visim.evaluation import blocks, evaluate_embeddings
@@ -144,10 +143,10 @@ def test_torchrun_evaluate_prints_exactly_what_one_process_prints(tmp_path, caps
     one_table = capsys.readouterr().out
     assert main(["evaluate", str(path), "--json"]) == 0
     one = json.loads(capsys.readouterr().out)
-    # The real launcher once: the table it prints is the one process's, printed once.
-    env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "visim", "evaluate", str(path)]
-    done = subprocess.run(launch, capture_output=True, text=True, timeout=300, env={**env, "OMP_NUM_THREADS": "1"})
+    # The real launcher once (torchrun's own entry point, forked from this process; it starts
+    # `python -m visim` twice): the table it prints is the one process's, printed once.
+    launch = ["--standalone", "--nproc_per_node=2", "-m", "visim", "evaluate", str(path)]
+    done = run_forked(torch.distributed.run.main, launch, env={"OMP_NUM_THREADS": "1"}, unset=TORCHRUN_ENV)
     assert done.returncode == 0, done.stderr
     assert done.stdout == one_table
     # The same floats, to the last bit, from rank 0 of two processes in torchrun's environment.

@@ -126,8 +126,12 @@ def channels_swapped(monkeypatch):
     monkeypatch.setattr(visim.deploy.export, "DeployableModel", BGRModel)
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-@pytest.mark.parametrize("breakage", [wrong_normalisation, channels_swapped])
+# Both mistakes in the TorchScript graph, one in ONNX: the check compares outputs whatever the
+# format, while the cleanup differs per format (each ONNX export costs seconds).
+@pytest.mark.parametrize(
+    ("breakage", "fmt"),
+    [(wrong_normalisation, "torchscript"), (channels_swapped, "torchscript"), (channels_swapped, "onnx")],
+)
 def test_a_broken_export_is_caught_and_nothing_is_kept(manifest_run, tmp_path, monkeypatch, capsys, fmt, breakage):
     """On colour images (a BGR mistake does not show on the grey digits)."""
     breakage(monkeypatch)

@@ -179,6 +179,7 @@ def test_a_missing_weights_file_fails_visim_validate_naming_the_path(tmp_path, c
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "params",
     [{"arch": "resnet18"}, {"arch": "vit_tiny_patch16_224", "model_kwargs": {"img_size": [32, 32]}}],
