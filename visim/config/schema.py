@@ -277,9 +277,10 @@ class Experiment:
         default=None,
         validator=rules.optional(bounded(1, MAX_THREADS)),
         metadata=doc(
-            "CPU threads of torch's operators (``torch.set_num_threads``); null: torch's default, "
-            "one per core. Results depend on it (each thread sums its own share of a product), "
-            "so a config whose figures must be the same on every machine sets it."
+            "CPU threads of torch's operators, set for the whole process when the engine is "
+            "built (``torch.set_num_threads``); null: torch's default, one per core. Results "
+            "depend on it (each thread sums its own share of a product), so a config whose "
+            "figures must be the same on every machine sets it."
         ),
     )
     precision: str = attrs.field(
