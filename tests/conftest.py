@@ -19,9 +19,10 @@ from tests.helpers import tiny_config, train_run, write_config
 def pytest_collection_finish(session):
     """One torch thread in this process: the tests' tensors are tiny, so a second thread buys
     nothing and, on a busy machine, threads waiting for each other cost several times the work.
-    Subprocesses keep torch's default (the demo's printed figures depend on it). Set before any
-    test runs, even when the collected modules did not import torch: children forked from this
-    process (tests/helpers.py ``Forked``) must find one thread and no OpenMP team."""
+    It is also the demo config's count, so the demo forked from here prints the README's figures.
+    Set before any test runs, even when the collected modules did not import torch: children
+    forked from this process (tests/helpers.py ``Forked``) must find one thread and no OpenMP
+    team."""
     import torch
 
     torch.set_num_threads(1)
