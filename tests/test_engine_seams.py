@@ -5,6 +5,7 @@ from __future__ import annotations
 from tests.helpers import tiny_config
 from visim.config.load import config_from_dict
 from visim.engine.build import build_engine
+from visim.engine.engine import VisualSimilarityEngine
 from visim.outputs.report import format_results
 
 
@@ -54,4 +55,6 @@ def test_the_configs_threads_set_torchs_thread_count_and_null_leaves_it(tmp_path
     monkeypatch.setattr(torch, "set_num_threads", calls.append)  # this test process keeps its one
     for threads in (None, 3):
         build_engine(config_from_dict({**tiny_config(tmp_path), "threads": threads}), train=False).close()
-    assert calls == [3]
+    engine = build_engine(config_from_dict(tiny_config(tmp_path)), train=False)
+    VisualSimilarityEngine({**tiny_config(tmp_path), "threads": 2}, engine.model, engine.query_loader, engine.gallery_loader)
+    assert calls == [3, 2]  # also when the engine is constructed directly, as the original API does

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from visim import contract_checks
 from visim.config.schema import Experiment
 from visim.distributed.group import shard_of_this_rank
@@ -41,8 +39,6 @@ def build_engine(
 
     config = as_experiment(config)
     train = config.train is not None if train is None else train and config.train is not None
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     # The data checks `visim validate` makes too (visim.data.preflight), then the loaders.
     loaders = build_loaders(config, train=train, **shard_of_this_rank())  # DDP: a sampler share per rank

@@ -91,6 +91,8 @@ class VisualSimilarityEngine:
             config = config_from_dict(config)
         self.config = config
         self.device = resolve_device(config.device)
+        if config.threads is not None:  # here, so an engine built without build_engine has it too
+            torch.set_num_threads(config.threads)
         if self.device.type == "cpu":
             # Denormal floats (tiny activations of a fresh network) slow CPU convolutions by an
             # order of magnitude: flushing them to zero made the demo 4x faster, same results.
