@@ -339,6 +339,20 @@ def test_digits_identities_cameras_and_images():
     assert again.query == data.query and again.gallery == data.gallery
 
 
+@pytest.mark.parametrize("shipped_file", [True, False], ids=["read-directly", "through-sklearn"])
+def test_digits_pixels_and_targets_are_scikit_learns(monkeypatch, shipped_file):
+    from sklearn.datasets import load_digits
+
+    from visim.data.formats import digits
+
+    if not shipped_file:  # a scikit-learn that keeps its data elsewhere
+        monkeypatch.setattr(digits, "digits_file", lambda: None)
+    images, targets = digits.read_digits()
+    reference = load_digits()
+    assert images.shape == (1797, 8, 8) and (images == reference.images).all()
+    assert targets.dtype.kind == "i" and (targets == reference.target).all()
+
+
 def test_class_ids_follow_sorted_pids():
     records = [Record("c", 40, 0), Record("a", 7, 1), Record("b", 40, 2), Record("d", 12, 0)]
     assert [r.class_id for r in assign_class_ids(records)] == [2, 0, 2, 1]
@@ -352,7 +366,9 @@ def test_registering_and_parsing_import_no_heavy_modules(tmp_path):
         f"data = get_registry().datasets.get('market1501').build({{'root': {str(tmp_path)!r}}})\n"
         "assert len(data.gallery) == 4\n"
         "print(sorted(m for m in ('torch', 'torchvision', 'numpy', 'sklearn') if m in sys.modules))\n"
+        "get_registry().datasets.get('digits').build({'max_per_digit': 2})\n"
+        "print('sklearn' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    assert result.stdout.split() == ["[]", "False"]  # the demo data is read without scikit-learn

@@ -6,9 +6,18 @@ training. Within each digit (in scikit-learn's order) image ``i`` is camera
 otherwise. Queries therefore have positives on their own camera (ignored by the market
 protocol) and on the others. Images are 8x8 grey levels 0-16, served as RGB PIL images; the
 resize transform upscales them to the configured ``image_size``.
+
+The pixels are read from the file scikit-learn ships (``sklearn/datasets/data/digits.csv.gz``,
+what ``load_digits`` parses) without importing scikit-learn: its import pulls in scipy.stats
+and costs about a second, more than the rest of a run's start-up. Where the file is not at
+that place, ``sklearn.datasets.load_digits`` is called.
 """
 
 from __future__ import annotations
+
+import gzip
+import importlib.util
+from pathlib import Path
 
 from visim.data.records import Record, ReidData
 
@@ -32,16 +41,40 @@ class DigitsData(ReidData):
         return Image.fromarray(self.images[index]).convert("RGB")
 
 
+def digits_file() -> Path | None:
+    """scikit-learn's digits.csv.gz, found without importing scikit-learn; None if absent."""
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            return path
+    return None
+
+
+def read_digits():
+    """(images [N, 8, 8] float 0..16, targets [N] int), as ``sklearn.datasets.load_digits``."""
+    import numpy as np
+
+    path = digits_file()
+    if path is None:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return bunch.images, bunch.target
+    with gzip.open(path, "rt") as rows:
+        data = np.loadtxt(rows, delimiter=",")  # 64 pixels then the digit, one image per row
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(int)
+
+
 def load_digits_data(*, query_every: int = 5, num_cameras: int = 3, max_per_digit: int | None = None) -> DigitsData:
     import numpy as np
-    from sklearn.datasets import load_digits
 
-    bunch = load_digits()
+    grey, targets = read_digits()
     # 0..16 grey levels -> 0..255 so the usual normalisation applies.
-    images = np.clip(np.rint(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    images = np.clip(np.rint(grey * (255.0 / 16.0)), 0, 255).astype(np.uint8)
     splits: dict[str, list[Record]] = {"train": [], "query": [], "gallery": []}
     for digit in range(10):
-        indices = np.flatnonzero(bunch.target == digit)[:max_per_digit]
+        indices = np.flatnonzero(targets == digit)[:max_per_digit]
         for position, index in enumerate(indices.tolist()):
             record = Record(f"{PATH_PREFIX}{index:04d}", digit, position % num_cameras)
             if digit in TRAIN_DIGITS:
