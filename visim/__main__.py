@@ -1,3 +1,3 @@
-from visim.cli import main
+from visim.cli import entry
 
-raise SystemExit(main())
+entry()

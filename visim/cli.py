@@ -8,6 +8,7 @@ time, so ``visim --help`` and ``visim plugins`` start without torch.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import pkgutil
@@ -53,5 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
 
 
+def entry() -> None:
+    """The ``visim`` executable (console script and ``python -m visim``): :func:`main`, then exit.
+
+    Frozen first: the cyclic collection at interpreter exit would walk every object torch and
+    torchvision created (about 0.6 s); exit handlers still run (logs and files are flushed).
+    """
+    code = main()
+    gc.freeze()
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    entry()
