@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 import traceback
+import uuid
 from pathlib import Path
 
 import yaml
@@ -85,6 +87,9 @@ class Forked:
     when signal N kills it. Forking is safe here: the test process runs torch with one thread
     (conftest.py), so no torch worker thread holds a lock the child would inherit; the child
     must keep that one thread (libgomp does not promise a larger team after a fork).
+    The test process collects its garbage first: a child must not run the destructors of
+    objects the parent no longer uses (an onnxruntime session destroying its thread pool in a
+    child, where those threads do not exist, hangs in pthread_cond_destroy).
     """
 
     def __init__(self, target, *args, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> None:
@@ -92,6 +97,7 @@ class Forked:
         self.returncode: int | None = None
         sys.stdout.flush()
         sys.stderr.flush()
+        gc.collect()  # the parent's garbage is not the child's to destroy (docstring)
         self.pid = os.fork()
         if self.pid == 0:  # the child never returns into pytest
             code = 1
@@ -172,6 +178,31 @@ def forked_ranks(world_size: int, target, *args, timeout: float = 300) -> list[F
     for rank in ranks:
         rank.wait(timeout)
     return ranks
+
+
+def start_forked_processes(target, args: tuple, nprocs: int, join: bool = True):
+    """``torch.multiprocessing.start_processes`` with the fork start method (the children
+    start with torch imported; spawning would import it again, seconds each), after the
+    parent's garbage is collected as :class:`Forked` does."""
+    import torch.multiprocessing as mp
+
+    gc.collect()
+    return mp.start_processes(target, args=args, nprocs=nprocs, join=join, start_method="fork")
+
+
+def torchrun_forked(nproc: int, target, *args) -> int:
+    """``target(*args)`` launched the way torchrun launches it (its elastic agent, c10d
+    rendezvous and worker environment: ``torchrun --standalone --nproc_per_node=nproc``), the
+    workers forked from this process instead of started as new interpreters, which costs
+    seconds of torch start-up each. Returns the highest exit status of the workers."""
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", start_method="fork",
+                          monitor_interval=0.1)
+    returned = elastic_launch(config, target)(*args)
+    assert sorted(returned) == list(range(nproc)), returned
+    return max(returned.values())
 
 
 def free_port() -> int:

@@ -10,12 +10,18 @@ import time
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 import yaml
 from torch import nn
 
 from tests import contract_plugin
-from tests.helpers import TORCHRUN_ENV, forked_ranks, free_port, tiny_config, write_config
+from tests.helpers import (
+    TORCHRUN_ENV,
+    forked_ranks,
+    free_port,
+    start_forked_processes,
+    tiny_config,
+    write_config,
+)
 from visim.cli import main
 from visim.config.load import config_from_dict
 from visim.distributed import group as distributed
@@ -173,9 +179,7 @@ def spawned(tmp_path_factory, single_run):
     # class weights are trained beside the model's.
     config = tiny_config(folder, epochs=1, loss=LEARNABLE_SUM, scheduler=None)
     cli_args = ["test", write_config(folder), "--weights", str(single_run / "checkpoints" / "last.pt"), "-q"]
-    # Forked: the children start with torch imported (spawning would import it again, seconds each).
-    context = mp.start_processes(ddp_worker, args=(config, cli_args, free_port(), str(folder)), nprocs=2, join=False,
-                                 start_method="fork")
+    context = start_forked_processes(ddp_worker, (config, cli_args, free_port(), str(folder)), nprocs=2, join=False)
     deadline = time.monotonic() + 300
     while not context.join(timeout=1):
         if time.monotonic() > deadline:

@@ -8,10 +8,15 @@ import os
 import numpy as np
 import pytest
 import torch
-import torch.distributed.run
-import torch.multiprocessing as mp
 
-from tests.helpers import TORCHRUN_ENV, forked_ranks, free_port, run_forked
+from tests.helpers import (
+    TORCHRUN_ENV,
+    forked_ranks,
+    free_port,
+    run_forked,
+    start_forked_processes,
+    torchrun_forked,
+)
 from visim.cli import main
 from visim.engine.extract import Embeddings
 from visim.evaluation import blocks, evaluate_embeddings
@@ -65,7 +70,7 @@ def sharded_worker(rank: int, port: int, out_dir: str) -> None:
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sharded")
-    mp.start_processes(sharded_worker, args=(free_port(), str(folder)), nprocs=2, join=True, start_method="fork")
+    start_forked_processes(sharded_worker, (free_port(), str(folder)), nprocs=2)
     return [torch.load(folder / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
@@ -143,10 +148,9 @@ def test_torchrun_evaluate_prints_exactly_what_one_process_prints(tmp_path, caps
     one_table = capsys.readouterr().out
     assert main(["evaluate", str(path), "--json"]) == 0
     one = json.loads(capsys.readouterr().out)
-    # The real launcher once (torchrun's own entry point, forked from this process; it starts
-    # `python -m visim` twice): the table it prints is the one process's, printed once.
-    launch = ["--standalone", "--nproc_per_node=2", "-m", "visim", "evaluate", str(path)]
-    done = run_forked(torch.distributed.run.main, launch, env={"OMP_NUM_THREADS": "1"}, unset=TORCHRUN_ENV)
+    # torchrun's launcher once (in a child of its own; it forks its two workers): the table
+    # it prints is the one process's, printed once.
+    done = run_forked(torchrun_forked, 2, main, ["evaluate", str(path)], env={"OMP_NUM_THREADS": "1"}, unset=TORCHRUN_ENV)
     assert done.returncode == 0, done.stderr
     assert done.stdout == one_table
     # The same floats, to the last bit, from rank 0 of two processes in torchrun's environment.
