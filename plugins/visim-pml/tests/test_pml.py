@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import socket
@@ -15,10 +16,7 @@ import torch
 import torch.multiprocessing as mp
 import visim_pml
 import yaml
-from pytorch_metric_learning import losses as pml_losses
-from pytorch_metric_learning import miners as pml_miners
 from visim_pml.choices import MINERS
-from visim_pml.loss import MINER_CLASSES
 
 import visim
 from visim.cli import main as visim_main
@@ -91,6 +89,9 @@ def test_listing_imports_neither_torch_nor_pml():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_params_are_pmls_constructor_arguments_with_pmls_defaults(name):
+    # PML imported here, so that collecting this suite does not import it.
+    from pytorch_metric_learning import losses as pml_losses
+
     spec = visim_pml.LOSSES[name]
     cls = getattr(pml_losses, spec.pml_class)
     for field in attrs.fields(spec.params):
@@ -103,6 +104,9 @@ def test_params_are_pmls_constructor_arguments_with_pmls_defaults(name):
 
 @pytest.mark.parametrize("name", sorted(MINERS))
 def test_miner_params_are_pmls_with_pmls_defaults(name):
+    from pytorch_metric_learning import miners as pml_miners
+    from visim_pml.loss import MINER_CLASSES
+
     cls = MINER_CLASSES[name]
     for field in attrs.fields(MINERS[name]):
         if field.name != "distance":
@@ -278,6 +282,9 @@ def gradients(spec, embeddings, targets):
 
 
 def ddp_worker(rank, port, folder):
+    # One thread: a child forked from a process whose OpenMP team already has threads hangs in
+    # its first parallel region (libgomp is not fork-safe), e.g. when this suite runs alone.
+    torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
     embeddings, targets = batch()
     mine = slice(rank * 8, rank * 8 + 8)  # each process holds half of the global batch
@@ -302,6 +309,9 @@ def free_port() -> int:
 
 def test_under_ddp_every_process_gets_the_gradients_of_the_global_batch(tmp_path):
     # Forked: the children start with torch and PML imported (spawning would import them again).
+    # Garbage collected first: the children must not destroy the parent's dead objects (an
+    # onnxruntime session's thread pool hangs when destroyed where its threads do not exist).
+    gc.collect()
     mp.start_processes(ddp_worker, args=(free_port(), str(tmp_path)), nprocs=2, start_method="fork")
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     embeddings, targets = batch()

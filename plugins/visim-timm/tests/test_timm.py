@@ -10,11 +10,9 @@ import warnings
 from importlib import metadata
 
 import pytest
-import timm
 import torch
 import visim_timm
 import yaml
-from safetensors.torch import save_file
 
 import visim
 from visim.cli import main as visim_main
@@ -52,6 +50,13 @@ def write(tmp_path, model: dict):
 
 def model(**params):
     return ModelRef.of("timm", **params).build(num_classes=5)
+
+
+def timm_network(arch: str, **kwargs):
+    """timm's own network; timm imported here, so that collecting this suite does not import it."""
+    import timm
+
+    return timm.create_model(arch, **kwargs)
 
 
 def test_found_through_its_real_entry_point_with_its_version():
@@ -117,30 +122,32 @@ def test_gem_on_a_transformer_is_a_one_line_error():
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_local_weights_load(tmp_path, suffix):
     torch.manual_seed(1)
-    source = timm.create_model("resnet18", num_classes=10)  # its classifier is dropped on load
-    path = tmp_path / f"resnet18{suffix}"
+    source = timm_network("resnet10t", num_classes=10)  # its classifier is dropped on load
+    path = tmp_path / f"resnet10t{suffix}"
     if suffix == ".safetensors":
+        from safetensors.torch import save_file
+
         save_file(source.state_dict(), path)
     else:
         torch.save(source.state_dict(), path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a complete load says nothing
-        net = model(arch="resnet18", weights=str(path))
+        net = model(arch="resnet10t", weights=str(path))
     for name, tensor in net.backbone.state_dict().items():
         torch.testing.assert_close(tensor, source.state_dict()[name], msg=name)
-    fresh = model(arch="resnet18")
-    assert not torch.equal(fresh.backbone.conv1.weight, net.backbone.conv1.weight)
+    fresh = model(arch="resnet10t")
+    assert not torch.equal(fresh.backbone.layer1[0].conv1.weight, net.backbone.layer1[0].conv1.weight)
 
 
 def test_weights_of_another_arch_load_partially_with_a_warning(tmp_path):
-    torch.save(timm.create_model("resnet18", num_classes=0).state_dict(), tmp_path / "resnet18.pth")
+    torch.save(timm_network("resnet18", num_classes=0).state_dict(), tmp_path / "resnet18.pth")
     with pytest.warns(UserWarning, match=r"resnet18.pth: Missing keys \(layer1.2.conv1.weight, "):
         model(arch="resnet34", weights=str(tmp_path / "resnet18.pth"))
 
 
 def test_vit_weights_load_at_another_image_size(tmp_path):
     torch.manual_seed(1)
-    source = timm.create_model("vit_tiny_patch16_224", num_classes=0)
+    source = timm_network("vit_tiny_patch16_224", num_classes=0)
     torch.save(source.state_dict(), tmp_path / "vit.pth")
     net = model(arch="vit_tiny_patch16_224", weights=str(tmp_path / "vit.pth"), model_kwargs={"img_size": [32, 16]})
     assert torch.equal(net.backbone.blocks[0].attn.qkv.weight, source.blocks[0].attn.qkv.weight)
@@ -182,8 +189,8 @@ def test_a_missing_weights_file_fails_visim_validate_naming_the_path(tmp_path, c
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "params",
-    [{"arch": "resnet18"}, {"arch": "vit_tiny_patch16_224", "model_kwargs": {"img_size": [32, 32]}}],
-    ids=["resnet18", "vit_tiny"],
+    [{"arch": "resnet10t"}, {"arch": "vit_tiny_patch16_224", "model_kwargs": {"img_size": [32, 32]}}],
+    ids=["resnet10t", "vit_tiny"],
 )
 def test_trains_one_epoch_on_digits_through_visim_run(tmp_path, params):
     assert visim_main(["run", write(tmp_path, {"name": "timm", **params}), "--quiet"]) == 0
