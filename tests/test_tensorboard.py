@@ -90,6 +90,8 @@ def test_ranked_results_grid(run):
     images = events.Images("Test/ranked_results")
     assert [e.step for e in images] == [1, 2]
     assert (images[-1].width, images[-1].height) == png.size
+    # TensorBoard holds the very PNG the run directory has (the last test's): encoded once.
+    assert images[-1].encoded_image_string == (engine.run_dir / "ranked_results.png").read_bytes()
 
     # Row r's first result is green exactly when the query's nearest valid gallery item shares
     # its identity (computed here by brute force), red otherwise.

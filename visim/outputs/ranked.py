@@ -9,6 +9,7 @@ Rendering uses PIL only.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Sequence
 
 import attrs
@@ -203,11 +204,15 @@ def write_ranked_results(writer, run_dir, result, query, gallery, metric, labels
     configured ``(height, width)``, which sets the cells' aspect ratio.
     """
     from visim.outputs.atomic import atomic_write
+    from visim.outputs.tensorboard import write_png
 
     rows = ranked_rows(result, query, gallery, metric, labels, test.ranked_queries, test.ranked_topk)
     if not rows:
         return
     grid = render_grid(rows, load, test.ranked_topk, cell_size(image_size))
+    encoded = io.BytesIO()
+    grid.save(encoded, format="PNG")
+    png = encoded.getvalue()
     with atomic_write(run_dir / "ranked_results.png") as handle:
-        grid.save(handle, format="PNG")
-    writer.add_image("Test/ranked_results", np.asarray(grid), step, dataformats="HWC")
+        handle.write(png)
+    write_png(writer, "Test/ranked_results", png, grid.size, step)

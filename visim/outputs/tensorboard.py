@@ -176,6 +176,18 @@ def as_text(value: Any) -> str:
         return repr(value)
 
 
+def write_png(writer, tag: str, png: bytes, size: tuple[int, int], step: int) -> None:
+    """An RGB picture already encoded as PNG (``size`` is its ``(width, height)``), as the
+    image ``add_image`` would write. ``add_image`` takes pixels and, for uint8 ones, converts
+    them to float32 and back before encoding them again: 0.2 s for a ranked-results grid, most
+    of an evaluation of a small test set."""
+    from tensorboard.compat.proto.summary_pb2 import Summary
+
+    width, height = size
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
+    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+
+
 # -- hparams ---------------------------------------------------------------------------------
 def write_hparams(writer, hparams: Mapping[str, Any], metric_tags: Sequence[str]) -> None:
     """This run's parameters for the HParams tab (see the module docstring for why no
