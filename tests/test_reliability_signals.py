@@ -113,6 +113,7 @@ def assert_equals_straight(run_dir: Path, straight: dict) -> None:
     assert not temporaries(run_dir) and not (run_dir / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_keeps_the_last_epoch_and_a_resume_equals_a_straight_run(tmp_path, straight, capsys):
     config = write_config(tmp_path)
     stopped = signalled(f"step={STEPS_PER_EPOCH + 2}", "SIGTERM", "train", config, "-q")
@@ -134,6 +135,7 @@ def test_sigterm_mid_epoch_keeps_the_last_epoch_and_a_resume_equals_a_straight_r
     assert_equals_straight(run_dir, straight)
 
 
+@pytest.mark.slow
 def test_sigint_mid_epoch_exits_130_and_leaves_the_epoch_checkpoint_as_it_was(tmp_path):
     stopped = signalled(f"step={STEPS_PER_EPOCH + 3}", "SIGINT", "train", write_config(tmp_path), "-q")
     run_dir = run_dir_of(tmp_path)
@@ -144,6 +146,7 @@ def test_sigint_mid_epoch_exits_130_and_leaves_the_epoch_checkpoint_as_it_was(tm
     assert (checkpoints / "last.pt").read_bytes() == (checkpoints / "epoch-001.pt").read_bytes()
 
 
+@pytest.mark.slow
 def test_sigusr1_in_the_first_epoch_exits_138_with_nothing_to_resume(tmp_path):
     stopped = signalled("step=2", "SIGUSR1", "train", write_config(tmp_path), "-q")
     assert stopped.returncode == 138, stopped.stderr
@@ -155,6 +158,7 @@ def test_sigusr1_in_the_first_epoch_exits_138_with_nothing_to_resume(tmp_path):
     assert not (run_dir / "checkpoints").exists() and not (run_dir / ".lock").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("write", ["best.pt#2", "epoch-002.pt#1", "last.pt#2"])
 def test_kill_9_during_a_checkpoint_write_then_resume_equals_a_straight_run(tmp_path, straight, write, capsys):
     config = write_config(tmp_path)
@@ -172,6 +176,7 @@ def test_kill_9_during_a_checkpoint_write_then_resume_equals_a_straight_run(tmp_
     assert_equals_straight(run_dir, straight)
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_checkpoint_write_completes_the_set_then_exits_130(tmp_path):
     stopped = signalled("write=best.pt#1", "SIGINT", "train", write_config(tmp_path), "-q")
     run_dir = run_dir_of(tmp_path)
@@ -183,6 +188,7 @@ def test_ctrl_c_during_a_checkpoint_write_completes_the_set_then_exits_130(tmp_p
     assert not temporaries(run_dir) and not (run_dir / ".lock").exists()
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_aborts_the_write_and_a_resume_equals_a_straight_run(tmp_path, straight, capsys):
     config = write_config(tmp_path)
     aborted = signalled("write=last.pt#2", "SIGINT,SIGINT", "train", config, "-q")
@@ -197,6 +203,7 @@ def test_a_second_ctrl_c_aborts_the_write_and_a_resume_equals_a_straight_run(tmp
     assert_equals_straight(run_dir, straight)
 
 
+@pytest.mark.slow
 def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, capsys):
     from visim.cli import main
 
@@ -228,6 +235,7 @@ def test_a_second_resume_auto_of_a_running_run_is_refused_with_exit_2(tmp_path, 
     assert not (run_dir / ".lock").exists()  # released at the end
 
 
+@pytest.mark.slow
 def test_under_torchrun_a_signal_to_one_rank_stops_every_rank_after_the_same_step(tmp_path):
     steps_per_rank = STEPS_PER_EPOCH // 2  # the two ranks share each epoch's batches
     argv = [f"step={steps_per_rank + 1}", "SIGTERM@1", "train", write_config(tmp_path), "-q"]

@@ -208,6 +208,7 @@ def test_lp_distance_and_bf16_autocast():
     assert embeddings.grad.abs().sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "loss",
     [
@@ -229,7 +230,8 @@ def test_trains_one_epoch_on_digits_through_visim_run(tmp_path, loss):
     assert "epoch 1/1  loss " in (run_dir / "run.log").read_text()
 
 
-# -- these need the core's learnable-loss contract (issue 11, h6): they pass once it is merged --
+# -- the core's learnable-loss contract: arcface's class weights train, are saved and resume ----
+@pytest.mark.slow
 def test_arcface_weights_train_and_are_saved_in_last_pt(tmp_path):
     run_dir = tmp_path / "run"
     engine = build_engine(config_from_dict(config(tmp_path, {"name": "pml.arcface"})), run_dir=run_dir, quiet=True)
@@ -243,6 +245,7 @@ def test_arcface_weights_train_and_are_saved_in_last_pt(tmp_path):
     assert torch.equal(saved, trained)
 
 
+@pytest.mark.slow
 def test_arcface_weights_resume_exactly(tmp_path):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     straight.mkdir(), resumed.mkdir()
@@ -307,6 +310,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_under_ddp_every_process_gets_the_gradients_of_the_global_batch(tmp_path):
     # Forked: the children start with torch and PML imported (spawning would import them again).
     # Garbage collected first: the children must not destroy the parent's dead objects (an
