@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import runpy
 import shutil
 from pathlib import Path
@@ -178,6 +179,27 @@ class UnexportablePlugin:
             """No parameters."""
 
         register("numpy_net", lambda params, num_classes=1: Unexportable(), params=NoParams)
+
+
+def test_the_onnx_exporter_runs_without_the_cyclic_collector_which_comes_back_after(tmp_path, monkeypatch):
+    states = []
+
+    def failing_export(*args, **kwargs):
+        states.append(gc.isenabled())
+        raise RuntimeError("the exporter failed")
+
+    monkeypatch.setattr(torch.onnx, "export", failing_export)
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="the exporter failed"):
+        formats.write_onnx(torch.nn.Identity(), torch.zeros(1, 3), tmp_path / "m.onnx", {})
+    assert states == [False] and gc.isenabled()
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        with formats.collection_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_a_model_that_cannot_be_exported_is_named_in_one_line(tmp_path, register_plugin, capsys):
