@@ -196,7 +196,7 @@ def test_the_onnx_exporter_runs_without_the_cyclic_collector_which_comes_back_af
     gc.disable()  # a caller that turned the collector off keeps it off
     try:
         with formats.collection_paused():
-            pass
+            assert not gc.isenabled()
         assert not gc.isenabled()
     finally:
         gc.enable()
