@@ -185,7 +185,15 @@ def write_png(writer, tag: str, png: bytes, size: tuple[int, int], step: int) ->
 
     width, height = size
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=png)
-    writer._get_file_writer().add_summary(Summary(value=[Summary.Value(tag=tag, image=image)]), step)
+    add_summaries(writer, [Summary(value=[Summary.Value(tag=tag, image=image)])], step)
+
+
+def add_summaries(writer, summaries, step: int | None = None) -> None:
+    """Prepared ``Summary`` protos into the writer's event file. ``SummaryWriter`` has no public
+    method for that; its own ``add_*`` methods all go through ``_get_file_writer``."""
+    file_writer = writer._get_file_writer()
+    for summary in summaries:
+        file_writer.add_summary(summary, step)
 
 
 # -- hparams ---------------------------------------------------------------------------------
@@ -196,9 +204,7 @@ def write_hparams(writer, hparams: Mapping[str, Any], metric_tags: Sequence[str]
 
     values = {key: hparam_value(value) for key, value in hparams.items()}
     _experiment, session_start, session_end = hparams_summaries(values, dict.fromkeys(metric_tags, 0.0))
-    file_writer = writer._get_file_writer()
-    file_writer.add_summary(session_start)
-    file_writer.add_summary(session_end)
+    add_summaries(writer, [session_start, session_end])
     writer.flush()
 
 

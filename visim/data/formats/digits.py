@@ -44,7 +44,8 @@ class DigitsData(ReidData):
 def digits_file() -> Path | None:
     """scikit-learn's digits.csv.gz, found without importing scikit-learn; None if absent."""
     spec = importlib.util.find_spec("sklearn")
-    for folder in (spec.submodule_search_locations or []) if spec else []:
+    folders = spec.submodule_search_locations if spec else None
+    for folder in folders or ():
         path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
         if path.is_file():
             return path
