@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import os
 import sys
 import textwrap
 from contextlib import ExitStack
@@ -20,6 +21,11 @@ from tests.helpers import tiny_config, train_run, write_config
 # dynamo, sympy, timm: half a million objects, each full collection walking them all again);
 # collection ends by freezing them (pytest_collection_finish).
 gc.disable()
+# Every fork of this process (tests/helpers.py's Forked and forked ranks, torchrun's launcher,
+# DataLoader workers) collects the garbage first: a child must not run the destructors of
+# objects the parent no longer uses (an onnxruntime session destroying its thread pool in a
+# child, where those threads do not exist, hangs in pthread_cond_destroy).
+os.register_at_fork(before=gc.collect)
 
 
 def pytest_collection_finish(session):

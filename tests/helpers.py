@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import signal
 import socket
@@ -86,10 +85,8 @@ class Forked:
     returns or raises as SystemExit, 1 after another exception (printed to its stderr), -N
     when signal N kills it. Forking is safe here: the test process runs torch with one thread
     (conftest.py), so no torch worker thread holds a lock the child would inherit; the child
-    must keep that one thread (libgomp does not promise a larger team after a fork).
-    The test process collects its garbage first: a child must not run the destructors of
-    objects the parent no longer uses (an onnxruntime session destroying its thread pool in a
-    child, where those threads do not exist, hangs in pthread_cond_destroy).
+    must keep that one thread (libgomp does not promise a larger team after a fork), and the
+    parent collects its garbage before every fork (conftest.py).
     """
 
     def __init__(self, target, *args, env: dict[str, str] | None = None, unset: tuple[str, ...] = ()) -> None:
@@ -97,7 +94,6 @@ class Forked:
         self.returncode: int | None = None
         sys.stdout.flush()
         sys.stderr.flush()
-        gc.collect()  # the parent's garbage is not the child's to destroy (docstring)
         self.pid = os.fork()
         if self.pid == 0:  # the child never returns into pytest
             code = 1
@@ -182,11 +178,9 @@ def forked_ranks(world_size: int, target, *args, timeout: float = 300) -> list[F
 
 def start_forked_processes(target, args: tuple, nprocs: int, join: bool = True):
     """``torch.multiprocessing.start_processes`` with the fork start method (the children
-    start with torch imported; spawning would import it again, seconds each), after the
-    parent's garbage is collected as :class:`Forked` does."""
+    start with torch imported; spawning would import it again, seconds each)."""
     import torch.multiprocessing as mp
 
-    gc.collect()
     return mp.start_processes(target, args=args, nprocs=nprocs, join=join, start_method="fork")
 
 
